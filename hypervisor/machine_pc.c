@@ -1,0 +1,109 @@
+#include "machine_pc.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "acpi_pm.h"
+#include "acpi_tables.h"
+#include "boot.h"
+#include "pv_log.h"
+#include "reset_control.h"
+#include "serial_8250.h"
+#include "vcpu.h"
+#include "vm.h"
+
+#define MACHINE_MIN_MEMORY (16ULL << 20)
+
+static int load_acpi_tables(struct vm *vm, struct pv_error *error)
+{
+    struct acpi_tables_config config;
+    memset(&config, 0, sizeof(config));
+    config.cpus = vm->config->cpus;
+    config.max_cpus = vm->config->max_cpus;
+    uint8_t *buffer = vm_guest_pointer(vm, VM_ACPI_TABLES_ADDRESS, VM_ACPI_TABLES_SIZE);
+    if (!buffer)
+        return pv_error_set(error, -EINVAL, "the ACPI table area is not in guest RAM");
+    memset(buffer, 0, VM_ACPI_TABLES_SIZE);
+    struct acpi_tables_layout layout;
+    int rc = acpi_tables_build(&config, buffer, VM_ACPI_TABLES_SIZE, VM_ACPI_TABLES_ADDRESS,
+                               &layout, error);
+    if (rc < 0)
+        return rc;
+    if (vm->config->acpi_dump_dir) {
+        rc = acpi_tables_dump(buffer, &layout, vm->config->acpi_dump_dir, error);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Loads the kernel and sets the boot vCPU's entry state; used at start and on reset. */
+static int load_kernel(struct vm *vm, struct pv_error *error)
+{
+    struct boot_memory memory = {
+        .ram = vm->ram,
+        .lowmem_size = vm->lowmem_size,
+        .highmem_size = vm->highmem_size,
+    };
+    struct boot_info info;
+    memset(&info, 0, sizeof(info));
+    int rc = boot_load(&memory, vm->config->kernel_path, vm->config->initrd_path,
+                       vm->config->kernel_cmdline ? vm->config->kernel_cmdline : "", &info, error);
+    if (rc < 0)
+        return rc;
+    return boot_setup_vcpu(vm->vcpus[0]->fd, info.entry, error);
+}
+
+static int machine_pc_reset(struct vm *vm, struct pv_error *error)
+{
+    acpi_pm_reset(vm->acpi_pm);
+    if (vm->serial)
+        serial_8250_reset(vm->serial);
+    /* Tables and kernel may have been overwritten by the guest: write them again. */
+    int rc = load_acpi_tables(vm, error);
+    if (rc == 0)
+        rc = load_kernel(vm, error);
+    return rc;
+}
+
+int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *serial_chardev,
+                    struct pv_error *error)
+{
+    memset(machine, 0, sizeof(*machine));
+    machine->vm = vm;
+    machine->serial_chardev = serial_chardev;
+    if (vm->ram_size < MACHINE_MIN_MEMORY)
+        return pv_error_set(error, -EINVAL, "-m: the pc machine needs at least %llu MiB",
+                            MACHINE_MIN_MEMORY >> 20);
+    if (!vm->config->kernel_path)
+        return pv_error_set(error, -EINVAL,
+                            "no kernel given: plugvirt-vmm boots a kernel directly (-kernel "
+                            "FILE); it has no BIOS");
+
+    vm->acpi_pm = acpi_pm_create(vm, error);
+    if (!vm->acpi_pm)
+        return error ? error->code : -EIO;
+    int rc = reset_control_register(vm, error);
+    if (rc < 0)
+        return rc;
+    vm->serial = serial_8250_create(vm, VM_SERIAL_PORT, VM_SERIAL_IRQ, serial_chardev, error);
+    if (!vm->serial)
+        return error ? error->code : -EIO;
+    if ((rc = load_acpi_tables(vm, error)) < 0 || (rc = load_kernel(vm, error)) < 0)
+        return rc;
+    vm->reset_hook = machine_pc_reset;
+    return 0;
+}
+
+void machine_pc_destroy(struct machine_pc *machine)
+{
+    struct vm *vm = machine->vm;
+    if (!vm)
+        return;
+    if (vm->serial)
+        serial_8250_destroy(vm->serial);
+    vm->serial = NULL;
+    if (vm->acpi_pm)
+        acpi_pm_destroy(vm->acpi_pm);
+    vm->acpi_pm = NULL;
+}

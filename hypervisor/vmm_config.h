@@ -1,0 +1,126 @@
+/* The VMM configuration, as parsed from the QEMU-style command line. */
+#ifndef PLUGVIRT_VMM_CONFIG_H
+#define PLUGVIRT_VMM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pv_error.h"
+
+#define VMM_MAX_VCPUS 64
+#define VMM_MAX_MONITORS 8
+
+/* The QEMU release whose command line, QMP and HMP we follow (-version, query-version). */
+#ifndef VMM_QEMU_COMPAT_VERSION
+#define VMM_QEMU_COMPAT_VERSION "8.2.0"
+#endif
+
+enum chardev_kind {
+    CHARDEV_KIND_NONE = 0, /* not configured */
+    CHARDEV_KIND_NULL,
+    CHARDEV_KIND_STDIO,
+    CHARDEV_KIND_FILE,        /* path */
+    CHARDEV_KIND_UNIX_SERVER, /* path; listening socket, wait=off */
+    CHARDEV_KIND_UNIX_CLIENT, /* path; connects to an existing socket */
+    CHARDEV_KIND_PTY,
+    CHARDEV_KIND_MUX_STDIO, /* "mon:stdio" / -nographic: serial and HMP share stdio */
+};
+
+struct chardev_spec {
+    enum chardev_kind kind;
+    char *path; /* owned; FILE, UNIX_* */
+    bool wait;  /* UNIX_SERVER: block start until a client connects (wait=on) */
+    char *id;   /* owned; optional chardev id (-chardev id=...) */
+};
+
+/* A -chardev definition. `claimed` is set once a frontend (-serial chardev:ID,
+ * -mon chardev=ID) took it: a chardev that is not a mux has one frontend. */
+struct chardev_definition {
+    struct chardev_spec spec; /* spec.id is the chardev id */
+    bool claimed;
+};
+
+enum monitor_mode { MONITOR_MODE_HMP, MONITOR_MODE_QMP };
+
+struct monitor_spec {
+    enum monitor_mode mode;
+    struct chardev_spec transport;
+    bool pretty; /* QMP pretty printing (-mon pretty=on) */
+};
+
+struct vmm_config {
+    char *name;                /* -name; NULL if not given */
+    char *machine_type;        /* "pc" */
+    char *cpu_model;           /* -cpu, "host" by default; a name cpu_model_find() knows */
+    char **cpu_features;       /* -cpu MODEL,FLAGS as "+name", "-name" or "name=value", */
+    size_t cpu_feature_count;  /* accepted, recorded, not applied (see cpu_models.h) */
+    uint64_t memory_bytes;     /* -m, 128 MiB by default as in QEMU */
+    uint64_t memory_max_bytes; /* -m maxmem=, 0 when not given */
+    unsigned memory_slots;     /* -m slots=, 0 when not given */
+    unsigned cpus;             /* -smp N */
+    unsigned max_cpus;         /* -smp maxcpus=M (>= cpus) */
+    unsigned sockets, cores, threads;
+
+    char *kernel_path;    /* -kernel */
+    char *initrd_path;    /* -initrd */
+    char *kernel_cmdline; /* -append, "" by default */
+
+    struct chardev_spec serial;                     /* -serial; KIND_NONE = none */
+    struct monitor_spec monitors[VMM_MAX_MONITORS]; /* -qmp, -monitor, -mon */
+    size_t monitor_count;
+
+    /* -chardev definitions (also kept verbatim in chardev_args); -serial
+     * chardev:ID and -mon chardev=ID are resolved into copies of these. */
+    struct chardev_definition *chardevs;
+    size_t chardev_count;
+
+    char *uuid;          /* -uuid, NULL if not given */
+    bool nodefaults;     /* -nodefaults */
+    bool nographic;      /* -nographic */
+    bool start_paused;   /* -S */
+    bool no_reboot;      /* -no-reboot: a guest reset exits the VMM instead */
+    bool no_shutdown;    /* -no-shutdown: a guest poweroff stops the VM instead of exiting */
+    bool daemonize;      /* -daemonize */
+    char *pidfile;       /* -pidfile */
+    char *acpi_dump_dir; /* -dump-acpi-tables DIR (plugvirt debug option) */
+
+    /* Device-level options, kept verbatim for the device layers (later work):
+     * each entry is the option argument of one -device/-blockdev/-drive/
+     * -netdev/-chardev in command-line order. */
+    char **device_args;
+    size_t device_arg_count;
+    char **blockdev_args;
+    size_t blockdev_arg_count;
+    char **drive_args;
+    size_t drive_arg_count;
+    char **netdev_args;
+    size_t netdev_arg_count;
+    char **chardev_args;
+    size_t chardev_arg_count;
+};
+
+/* Parses argv (argv[0] is the program name) into `config`, which is
+ * overwritten (not freed) first. On error returns -EINVAL and a one-line
+ * message naming the option; call vmm_config_free() in both cases.
+ * `*exit_early` is set for --version, -help, -cpu help and -machine help
+ * (their text is written to stdout). */
+int vmm_config_parse(struct vmm_config *config, int argc, char **argv, bool *exit_early,
+                     struct pv_error *error);
+/* Like vmm_config_parse, writing help and version text to `output`. */
+int vmm_config_parse_to(struct vmm_config *config, int argc, char **argv, bool *exit_early,
+                        FILE *output, struct pv_error *error);
+/* Frees what `config` owns and zeroes it; safe on a zeroed or partially
+ * parsed config, and twice. */
+void vmm_config_free(struct vmm_config *config);
+
+/* The -chardev definition with this id, or NULL. */
+const struct chardev_definition *vmm_config_find_chardev(const struct vmm_config *config,
+                                                         const char *id);
+
+/* Parses sizes as -m takes them: "128", "128M", "2G", "512k", "1.5G", "2GB";
+ * a plain number is MiB. 0, overflow and garbage are errors. */
+int vmm_parse_memory_size(const char *text, uint64_t *bytes, struct pv_error *error);
+
+#endif
