@@ -6,6 +6,7 @@
 #include "acpi_pm.h"
 #include "acpi_tables.h"
 #include "boot.h"
+#include "pci.h"
 #include "pv_log.h"
 #include "reset_control.h"
 #include "serial_8250.h"
@@ -57,6 +58,7 @@ static int load_kernel(struct vm *vm, struct pv_error *error)
 static int machine_pc_reset(struct vm *vm, struct pv_error *error)
 {
     acpi_pm_reset(vm->acpi_pm);
+    pci_bus_reset(vm->pci_bus);
     if (vm->serial)
         serial_8250_reset(vm->serial);
     /* Tables and kernel may have been overwritten by the guest: write them again. */
@@ -83,6 +85,9 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     vm->acpi_pm = acpi_pm_create(vm, error);
     if (!vm->acpi_pm)
         return error ? error->code : -EIO;
+    vm->pci_bus = pci_bus_create(vm, error);
+    if (!vm->pci_bus)
+        return error ? error->code : -EIO;
     int rc = reset_control_register(vm, error);
     if (rc < 0)
         return rc;
@@ -103,6 +108,9 @@ void machine_pc_destroy(struct machine_pc *machine)
     if (vm->serial)
         serial_8250_destroy(vm->serial);
     vm->serial = NULL;
+    if (vm->pci_bus)
+        pci_bus_destroy(vm->pci_bus);
+    vm->pci_bus = NULL;
     if (vm->acpi_pm)
         acpi_pm_destroy(vm->acpi_pm);
     vm->acpi_pm = NULL;

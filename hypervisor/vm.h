@@ -18,6 +18,7 @@ struct event_base;
 struct vcpu;
 struct acpi_pm;
 struct serial_8250;
+struct pci_bus;
 
 /* Guest physical memory map (i440fx "pc"-like). */
 #define VM_LOWMEM_LIMIT 0xc0000000ULL     /* RAM above this moves to 4 GiB */
@@ -104,6 +105,7 @@ struct vm {
     /* Devices every VM has. */
     struct acpi_pm *acpi_pm;
     struct serial_8250 *serial;
+    struct pci_bus *pci_bus; /* bus pci.0 with the host bridge and hotplug slots */
 
     /* Machine hook for system_reset: re-initialises devices and reloads the
      * kernel while the vCPUs are quiesced. Set by the machine setup. */

@@ -123,12 +123,16 @@ static void parse_dsdt(uint64_t dsdt)
         return;
     const uint8_t *aml = (const uint8_t *)(uintptr_t)dsdt;
     find_pci_hotplug_region(aml, length);
-    for (uint32_t i = 36; i + 12 < length; i++) {
+    /* Name + PackageOp + PkgLength + NumElements + a ByteConst: at most 10 bytes, and the
+     * package may be the last object of the table. */
+    for (uint32_t i = 36; i + 10 <= length; i++) {
         if (aml[i] != '_' || memcmp(&aml[i], "_S5_", 4) != 0 || aml[i + 4] != 0x12)
             continue;
         uint32_t position = i + 5;
         position += 1 + (aml[position] >> 6); /* PkgLength: lead byte + extra bytes */
         position += 1;                        /* NumElements */
+        if (position + 1 >= length)
+            continue;
         uint8_t element = aml[position];
         if (element == 0x0a) {
             probe_acpi.s5_sleep_type = aml[position + 1] & 7;
