@@ -151,7 +151,8 @@ static bool wait_until_runnable(struct vcpu *vcpu)
     __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&vm->state_lock);
     while (!vm->shutdown_requested &&
-           (vm->quiesce_depth > 0 || vm->run_state != VM_RUN_STATE_RUNNING)) {
+           (vm->quiesce_depth > 0 || vm->run_state != VM_RUN_STATE_RUNNING ||
+            !vm->memory_ready)) {
         if (!vcpu->parked) {
             vcpu->parked = true;
             vm->parked_vcpus++;
@@ -244,6 +245,10 @@ int vcpu_start_thread(struct vcpu *vcpu, struct pv_error *error)
     if (rc != 0)
         return pv_error_set_errno(error, -rc, "cannot start the thread of vCPU %u", vcpu->index);
     vcpu->thread_started = true;
+    /* query-cpus-fast and info cpus report the host TID from the first moment, as in
+     * QEMU, which waits for each vCPU thread to come up: wait (briefly) for it here. */
+    for (int i = 0; i < 20000 && !__atomic_load_n(&vcpu->thread_id, __ATOMIC_SEQ_CST); i++)
+        usleep(50);
     char name[16];
     snprintf(name, sizeof(name), "CPU %u/KVM", vcpu->index);
     pthread_setname_np(vcpu->thread, name);

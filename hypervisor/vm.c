@@ -106,11 +106,50 @@ static int setup_memory(struct vm *vm, struct pv_error *error)
                                   (unsigned long long)(vm->ram_size >> 20));
     }
     madvise(vm->ram, vm->ram_size, MADV_NOHUGEPAGE);
-    int rc = set_memory_slot(vm, 0, 0, vm->lowmem_size, vm->ram, error);
+    return 0;
+}
+
+static void memory_failed_on_main(void *arg)
+{
+    struct vm *vm = arg;
+    vm->exit_status = 1;
+    vm_request_shutdown(vm, false, "host-error");
+}
+
+static void *register_memory_thread(void *arg)
+{
+    struct vm *vm = arg;
+    struct pv_error error = {0};
+    int rc = set_memory_slot(vm, 0, 0, vm->lowmem_size, vm->ram, &error);
     if (rc == 0 && vm->highmem_size)
         rc = set_memory_slot(vm, 1, VM_HIGHMEM_START, vm->highmem_size, vm->ram + vm->lowmem_size,
-                             error);
-    return rc;
+                             &error);
+    if (rc < 0) {
+        pv_log_error("%s", error.message);
+        vm_call_on_main(vm, memory_failed_on_main, vm);
+        return NULL;
+    }
+    pthread_mutex_lock(&vm->state_lock);
+    vm->memory_ready = true;
+    pthread_cond_broadcast(&vm->state_cond);
+    pthread_mutex_unlock(&vm->state_lock);
+    return NULL;
+}
+
+static int start_memory_registration(struct vm *vm, struct pv_error *error)
+{
+    int rc = pthread_create(&vm->memory_thread, NULL, register_memory_thread, vm);
+    if (rc != 0)
+        return pv_error_set_errno(error, -rc, "cannot start the memory registration thread");
+    vm->memory_thread_started = true;
+    return 0;
+}
+
+static void join_memory_registration(struct vm *vm)
+{
+    if (vm->memory_thread_started)
+        pthread_join(vm->memory_thread, NULL);
+    vm->memory_thread_started = false;
 }
 
 static int setup_irqchip(struct vm *vm, struct pv_error *error)
@@ -180,6 +219,8 @@ int vm_create(struct vm *vm, struct vmm_config *config, struct event_base *event
         rc = pv_error_set(error, -ENOMEM, "cannot register the main-call event");
         goto fail;
     }
+    if ((rc = start_memory_registration(vm, error)) < 0)
+        goto fail;
 
     for (unsigned i = 0; i < config->cpus; i++) {
         vm->vcpus[i] = vcpu_create(vm, i, error);
@@ -216,6 +257,7 @@ void vm_stop_vcpus(struct vm *vm)
 void vm_destroy(struct vm *vm)
 {
     vm_stop_vcpus(vm);
+    join_memory_registration(vm);
     for (unsigned i = 0; i < VMM_MAX_VCPUS; i++) {
         vcpu_destroy(vm->vcpus[i]);
         vm->vcpus[i] = NULL;
