@@ -324,7 +324,7 @@ int qmp_client_connect(struct qmp_client *client, const char *path, bool negotia
         close(fd);
         if (now_ms() >= deadline)
             return -ETIMEDOUT;
-        usleep(10000);
+        usleep(200); /* fine-grained: the benchmark times the greeting with this loop */
     }
     char local[4096];
     int rc = qmp_client_read(client, greeting ? greeting : local,
