@@ -80,6 +80,19 @@ static void session_send(struct qmp_session *session, const char *text, size_t l
     if (!text || length == 0)
         return;
     if (session->output) {
+        /* Fast path: with nothing queued, send at once instead of arming EV_WRITE for the
+         * next loop turn; this saves three syscalls and a loop turn per reply. */
+        struct evbuffer *queued = bufferevent_get_output(session->output);
+        if (evbuffer_get_length(queued) == 0) {
+            ssize_t sent = send(bufferevent_getfd(session->output), text, length,
+                                MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (sent > 0) {
+                text += sent;
+                length -= (size_t)sent;
+            }
+            if (length == 0)
+                return;
+        }
         if (bufferevent_write(session->output, text, length) < 0)
             pv_log_warning("QMP: cannot queue %zu bytes of output", length);
         return;

@@ -245,10 +245,6 @@ int vcpu_start_thread(struct vcpu *vcpu, struct pv_error *error)
     if (rc != 0)
         return pv_error_set_errno(error, -rc, "cannot start the thread of vCPU %u", vcpu->index);
     vcpu->thread_started = true;
-    /* query-cpus-fast and info cpus report the host TID from the first moment, as in
-     * QEMU, which waits for each vCPU thread to come up: wait (briefly) for it here. */
-    for (int i = 0; i < 20000 && !__atomic_load_n(&vcpu->thread_id, __ATOMIC_SEQ_CST); i++)
-        usleep(50);
     char name[16];
     snprintf(name, sizeof(name), "CPU %u/KVM", vcpu->index);
     pthread_setname_np(vcpu->thread, name);

@@ -633,8 +633,17 @@ unsigned vm_get_vcpu_info(struct vm *vm, struct vm_vcpu_info *info, unsigned max
         if (!vcpu)
             continue;
         info[count].index = vcpu->index;
-        /* No vCPU ioctl here: it would wait for KVM_RUN to return. */
-        info[count].thread_id = __atomic_load_n(&vcpu->thread_id, __ATOMIC_SEQ_CST);
+        /* No vCPU ioctl here: it would wait for KVM_RUN to return. A thread that was
+         * just created may not have published its TID yet: wait for it (briefly) here
+         * rather than at start-up, so start-up does not pay for it. */
+        int thread_id = 0;
+        for (int wait = 0; wait < 20000 && vcpu->thread_started; wait++) {
+            thread_id = __atomic_load_n(&vcpu->thread_id, __ATOMIC_SEQ_CST);
+            if (thread_id)
+                break;
+            usleep(50);
+        }
+        info[count].thread_id = thread_id;
         count++;
     }
     return count;
