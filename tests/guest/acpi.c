@@ -292,8 +292,7 @@ void acpi_enable_events(void)
     }
     uint16_t enable_port = probe_acpi.pm1a_event_port + probe_acpi.pm1_event_length / 2;
     outw(enable_port, PM1_ENABLE_PWRBTN);
-    interrupts_route_gsi(probe_acpi.sci_gsi, PROBE_VECTOR_SCI, probe_acpi.sci_level,
-                         probe_acpi.sci_active_low);
+    interrupts_route_sci(probe_acpi.sci_gsi, probe_acpi.sci_level, probe_acpi.sci_active_low);
 }
 
 static void power_off(void)
@@ -325,6 +324,7 @@ void acpi_handle_sci(void)
                 gpe_handlers[gpe](gpe);
         }
     }
-    /* Level-triggered: EOI only now that the sources are quiet. */
-    interrupts_eoi();
+    /* Level-triggered: the stub masked the pin; re-open it now that the sources
+     * are quiet (an event that came meanwhile fires again at once). */
+    interrupts_unmask_sci();
 }

@@ -16,8 +16,8 @@
 #define PCIHP_GPE_BIT 1
 
 struct slot_state {
-    bool unplug_reported;  /* probe.unplug=ignore: said so once for this device */
-    bool eject_scheduled;  /* probe.unplug=delay: eject_timer is running */
+    bool unplug_reported; /* probe.unplug=ignore: said so once for this device */
+    bool eject_scheduled; /* probe.unplug=delay: eject_timer is running */
     struct probe_timer eject_timer;
 };
 
@@ -84,11 +84,9 @@ static void unplug_requested(unsigned slot)
     }
 }
 
-static inline uint64_t tsc(void){uint32_t lo,hi;__asm__ volatile("rdtsc":"=a"(lo),"=d"(hi));return lo|(uint64_t)hi<<32;}
 static void hotplug_event(unsigned bit)
 {
     (void)bit;
-    uint64_t t0 = tsc();
     outl(hotplug_port + PCIHP_BUS_SELECT, 0);
     uint32_t up = inl(hotplug_port + PCIHP_UP);
     uint32_t down = inl(hotplug_port + PCIHP_DOWN);
@@ -97,10 +95,7 @@ static void hotplug_event(unsigned bit)
         return;
     }
     /* Enumerate the whole bus: new functions are started and reported. */
-    uint64_t t1 = tsc();
     pci_rescan(up);
-    uint64_t t2 = tsc();
-    console_printf("PROF regs=%lu rescan=%lu", t1-t0, t2-t1);
     for (unsigned slot = 0; slot < PCI_SLOTS; slot++) {
         if (down & (1u << slot))
             unplug_requested(slot);

@@ -19,10 +19,14 @@
 #define IOAPIC_SELECT 0x00
 #define IOAPIC_WINDOW 0x10
 #define IOAPIC_REDIRECTION(pin) (0x10 + 2 * (pin))
+#define IOAPIC_MASKED (1u << 16)
 
 extern uint8_t probe_idt[256 * 16];
 extern const uint64_t probe_fault_stubs[32];
 extern uint64_t probe_lapic_eoi_address;
+extern uint64_t probe_ioapic_address;
+extern uint32_t probe_sci_redirection;
+extern uint32_t probe_sci_redirection_masked;
 extern void probe_isr_int3(void);
 extern void probe_isr_uart(void);
 extern void probe_isr_sci(void);
@@ -101,17 +105,39 @@ void interrupts_init_controllers(void)
     mmio_write32(lapic + LAPIC_SVR, 0x100 | PROBE_VECTOR_SPURIOUS);
 }
 
-void interrupts_route_gsi(uint32_t gsi, uint8_t vector, bool level, bool active_low)
+static uint32_t redirection_low(uint8_t vector, bool level, bool active_low)
 {
-    uint32_t pin = gsi - probe_acpi.ioapic_gsi_base;
-    uint32_t destination = interrupts_boot_apic_id();
     uint32_t low = vector; /* fixed delivery, physical destination */
     if (active_low)
         low |= 1u << 13;
     if (level)
         low |= 1u << 15;
+    return low;
+}
+
+void interrupts_route_gsi(uint32_t gsi, uint8_t vector, bool level, bool active_low)
+{
+    uint32_t pin = gsi - probe_acpi.ioapic_gsi_base;
+    uint32_t destination = interrupts_boot_apic_id();
     ioapic_write(IOAPIC_REDIRECTION(pin) + 1, destination << 24);
-    ioapic_write(IOAPIC_REDIRECTION(pin), low);
+    ioapic_write(IOAPIC_REDIRECTION(pin), redirection_low(vector, level, active_low));
+}
+
+static uint32_t sci_redirection_low;
+
+void interrupts_route_sci(uint32_t gsi, bool level, bool active_low)
+{
+    probe_ioapic_address = ioapic_base();
+    probe_sci_redirection = IOAPIC_REDIRECTION(gsi - probe_acpi.ioapic_gsi_base);
+    sci_redirection_low = redirection_low(PROBE_VECTOR_SCI, level, active_low);
+    probe_sci_redirection_masked = sci_redirection_low | IOAPIC_MASKED;
+    interrupts_route_gsi(gsi, PROBE_VECTOR_SCI, level, active_low);
+}
+
+void interrupts_unmask_sci(void)
+{
+    /* The SCI pin is masked (by its stub), so no SCI can interrupt this pair of writes. */
+    ioapic_write(probe_sci_redirection, sci_redirection_low);
 }
 
 uint32_t interrupts_take_pending(void)

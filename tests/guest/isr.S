@@ -20,6 +20,16 @@ probe_pending:
     .globl probe_lapic_eoi_address
 probe_lapic_eoi_address:
     .quad 0xfee000b0
+    .globl probe_ioapic_address
+probe_ioapic_address:
+    .quad 0xfec00000
+    /* IOAPIC register index of the SCI pin's low dword, and its masked value. */
+    .globl probe_sci_redirection
+probe_sci_redirection:
+    .long 0
+    .globl probe_sci_redirection_masked
+probe_sci_redirection_masked:
+    .long 0x10000
     /* Filled by fault stubs for probe_fault_report (CPL3). */
     .globl probe_fault_info
 probe_fault_info:
@@ -73,11 +83,28 @@ probe_isr_timer:
     pop %rax
     iretq
 
-/* SCI (level-triggered): no EOI here. CPL3 clears the event status first and
- * then writes EOI, otherwise the still-asserted line would fire again. */
+/*
+ * SCI (level-triggered): mask its IOAPIC pin and EOI here (Linux's
+ * handle_level_irq); CPL3 unmasks the pin once the event status is clear.
+ * Deferring the EOI instead does not work on kvm-pvm: the vector does not stay
+ * in service after this iretq, so the still-asserted line re-fires until KVM's
+ * IOAPIC storm limit (10000 injections, ~100-400 ms) delays it.
+ * Only this stub and boot code (IF=0) use the IOAPIC select register.
+ */
     .globl probe_isr_sci
 probe_isr_sci:
     lock orl $PENDING_SCI, probe_pending(%rip)
+    push %rax
+    push %rdx
+    mov probe_ioapic_address(%rip), %rax
+    movl probe_sci_redirection(%rip), %edx
+    movl %edx, (%rax)
+    movl probe_sci_redirection_masked(%rip), %edx
+    movl %edx, 0x10(%rax)
+    mov probe_lapic_eoi_address(%rip), %rax
+    movl $0, (%rax)
+    pop %rdx
+    pop %rax
     iretq
 
     .globl probe_isr_spurious

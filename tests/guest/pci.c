@@ -172,8 +172,7 @@ static uint16_t decode_off(const struct pci_function *function)
     uint16_t command = pci_read16(function->bdf, PCI_COMMAND);
     if ((function->class_code >> 8) != CLASS_HOST_BRIDGE &&
         (command & (PCI_COMMAND_IO | PCI_COMMAND_MEMORY)))
-        pci_write16(function->bdf, PCI_COMMAND,
-                    command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
+        pci_write16(function->bdf, PCI_COMMAND, command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY));
     return command;
 }
 
@@ -477,10 +476,10 @@ void pci_rescan(uint32_t up_slots)
             }
             struct pci_function *known = &functions[bdf];
             bool absent = (uint16_t)id == 0xffff || (uint16_t)id == 0;
-            if (known->present &&
-                (absent || known->vendor != (uint16_t)id || known->device != (uint16_t)(id >> 16))) {
-                console_printf("PROBE WARN %s %04x:%04x disappeared without an eject",
-                               known->name, known->vendor, known->device);
+            if (known->present && (absent || known->vendor != (uint16_t)id ||
+                                   known->device != (uint16_t)(id >> 16))) {
+                console_printf("PROBE WARN %s %04x:%04x disappeared without an eject", known->name,
+                               known->vendor, known->device);
                 pci_remove(known);
             }
             if (absent || known->present)
@@ -578,7 +577,8 @@ void pci_msix_enable(struct pci_function *function, struct pci_msix *msix, bool 
     uint16_t control = pci_read16(function->bdf, offset);
     if (enable) {
         /* Enable with the function masked, mask every entry, unmask later per entry. */
-        pci_write16(function->bdf, offset, control | MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK);
+        pci_write16(function->bdf, offset,
+                    control | MSIX_CONTROL_ENABLE | MSIX_CONTROL_FUNCTION_MASK);
         for (unsigned i = 0; i < msix->table_size; i++)
             mmio_write32(msix->table_address + i * MSIX_ENTRY_SIZE + 12,
                          MSIX_ENTRY_VECTOR_CONTROL_MASKED);

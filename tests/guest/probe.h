@@ -17,8 +17,8 @@
 #define PROBE_BOOT_LINUX 1 /* RSI = struct boot_params (zero page) */
 #define PROBE_BOOT_PVH 2   /* RSI = struct hvm_start_info */
 
-/* Interrupt vectors. The SCI is acknowledged (EOI) late, at CPL3, so every
- * vector that must still arrive meanwhile needs a higher priority class. */
+/* Interrupt vectors. The SCI stub masks its IOAPIC pin and EOIs; CPL3 unmasks
+ * it after handling. New sources use vectors >= 0x40 all the same. */
 #define PROBE_VECTOR_SCI 0x30
 #define PROBE_VECTOR_UART 0x40
 #define PROBE_VECTOR_TIMER 0x41     /* LAPIC timer, one-shot */
@@ -127,6 +127,9 @@ void interrupts_install_idt(void);
 void interrupts_init_controllers(void);
 /* Routes a GSI to a vector on the boot CPU through the IOAPIC. */
 void interrupts_route_gsi(uint32_t gsi, uint8_t vector, bool level, bool active_low);
+/* Routes the SCI; its stub masks the pin and EOIs, interrupts_unmask_sci re-opens it. */
+void interrupts_route_sci(uint32_t gsi, bool level, bool active_low);
+void interrupts_unmask_sci(void);
 void interrupts_enable(void);
 /* Sleeps at CPL0 (int3 → sti;hlt) unless something is pending. */
 void interrupts_idle(void);
@@ -155,8 +158,7 @@ enum probe_wait_result {
     PROBE_WAIT_TIMEOUT,
     PROBE_WAIT_LATE, /* done, but only seen at the deadline: no interrupt woke us */
 };
-enum probe_wait_result probe_wait(bool (*done)(void *context), void *context,
-                                  uint64_t timeout_us);
+enum probe_wait_result probe_wait(bool (*done)(void *context), void *context, uint64_t timeout_us);
 void probe_sleep_us(uint64_t delay_us);
 /* Pending events for the main loop, including those a probe_wait set aside. */
 uint32_t probe_take_events(void);
@@ -167,7 +169,7 @@ uint32_t probe_take_events(void);
 #define PCI_BARS 6
 #define PCI_DEVFN(slot, function) ((uint16_t)((slot) << 3 | (function)))
 #define PCI_SLOT(bdf) (((bdf) >> 3) & 0x1f)
-#define PCI_FUNCTION(bdf) ((bdf) & 7)
+#define PCI_FUNCTION(bdf) ((bdf)&7)
 #define PCI_BUS(bdf) ((bdf) >> 8)
 #define PCI_COMMAND 0x04
 #define PCI_COMMAND_IO 0x1

@@ -198,8 +198,21 @@ def hot_remove(guest, device_id, node, expect_eject=True):
     eject_time = time.monotonic() - started
     event = guest.qmp.wait_event("DEVICE_DELETED", 20, device=device_id)
     if event:
-        guest.qmp.execute("blockdev-del", {"node-name": node})
+        blockdev_del(guest, node)
     return eject, event, eject_time
+
+
+def blockdev_del(guest, node, timeout=5):
+    # QEMU drops the device's last reference to the node a little after
+    # DEVICE_DELETED (RCU), so "is in use" can briefly follow the event.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return guest.qmp.execute("blockdev-del", {"node-name": node})
+        except RuntimeError as error:
+            if "in use" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def check_data(c, guest, bdf, path, lba, byte, what):

@@ -20,8 +20,8 @@
 #define MAX_TIMERS 48
 
 static struct probe_timer *timers[MAX_TIMERS];
-static uint64_t clock_base;   /* ticks of the one-shots already folded in */
-static uint32_t armed_count;  /* initial count of the running one-shot, 0 = stopped */
+static uint64_t clock_base;  /* ticks of the one-shots already folded in */
+static uint32_t armed_count; /* initial count of the running one-shot, 0 = stopped */
 static uint32_t deferred_events;
 
 static uint64_t lapic(void)
@@ -119,8 +119,7 @@ void timer_handle_interrupt(void)
     rearm();
 }
 
-enum probe_wait_result probe_wait(bool (*done)(void *context), void *context,
-                                  uint64_t timeout_us)
+enum probe_wait_result probe_wait(bool (*done)(void *context), void *context, uint64_t timeout_us)
 {
     struct probe_timer timer = {0};
     timer_start(&timer, timeout_us);

@@ -51,7 +51,7 @@
 #define FEATURE_VERSION_1 (1ull << 32)
 #define FEATURE_ACCESS_PLATFORM (1ull << 33)
 #define FEATURES_WANTED                                                                            \
-    (FEATURE_SEG_MAX | FEATURE_RO | FEATURE_BLK_SIZE | FEATURE_FLUSH | FEATURE_INDIRECT_DESC |      \
+    (FEATURE_SEG_MAX | FEATURE_RO | FEATURE_BLK_SIZE | FEATURE_FLUSH | FEATURE_INDIRECT_DESC |     \
      FEATURE_VERSION_1 | FEATURE_ACCESS_PLATFORM)
 
 #define REQUEST_IN 0
@@ -283,8 +283,8 @@ static const char *usable(struct virtio_blk *blk)
 }
 
 /* One request (header, optional data, status); NULL on success, else the reason. */
-static const char *run_request(struct virtio_blk *blk, uint32_t type, uint64_t sector,
-                               void *data, uint32_t length, bool device_writes)
+static const char *run_request(struct virtio_blk *blk, uint32_t type, uint64_t sector, void *data,
+                               uint32_t length, bool device_writes)
 {
     const char *problem = usable(blk);
     if (problem)
@@ -293,8 +293,8 @@ static const char *run_request(struct virtio_blk *blk, uint32_t type, uint64_t s
     queue->header = (struct request_header){type, 0, sector};
     queue->status[0] = REQUEST_STATUS_UNSET;
     unsigned status_index = length ? 2 : 1;
-    queue->desc[0] = (struct virtq_desc){physical(&queue->header), sizeof(queue->header),
-                                         DESC_F_NEXT, 1};
+    queue->desc[0] =
+        (struct virtq_desc){physical(&queue->header), sizeof(queue->header), DESC_F_NEXT, 1};
     if (length)
         queue->desc[1] = (struct virtq_desc){physical(data), length,
                                              DESC_F_NEXT | (device_writes ? DESC_F_WRITE : 0), 2};
@@ -309,11 +309,9 @@ static const char *run_request(struct virtio_blk *blk, uint32_t type, uint64_t s
         return "timeout";
     }
     if (result == PROBE_WAIT_LATE)
-        console_printf("PROBE WARN %s request completed without an interrupt",
-                       blk->function->name);
+        console_printf("PROBE WARN %s request completed without an interrupt", blk->function->name);
     barrier();
-    struct virtq_used_element element =
-        queue->used.ring[blk->used_index % blk->queue_size];
+    struct virtq_used_element element = queue->used.ring[blk->used_index % blk->queue_size];
     blk->used_index++;
     if (element.id != 0)
         console_printf("PROBE WARN %s used ring returned descriptor %u, expected 0",
@@ -339,8 +337,8 @@ static uint64_t read_capacity(struct virtio_blk *blk)
     uint64_t capacity = 0;
     for (unsigned attempt = 0; attempt < 10; attempt++) {
         uint8_t generation = mmio_read8(blk->common + COMMON_CONFIG_GENERATION);
-        capacity = mmio_read32(blk->device_config) |
-                   (uint64_t)mmio_read32(blk->device_config + 4) << 32;
+        capacity = mmio_read32(blk->device_config) | (uint64_t)mmio_read32(blk->device_config + 4)
+                                                         << 32;
         if (mmio_read8(blk->common + COMMON_CONFIG_GENERATION) == generation)
             break;
     }
@@ -475,8 +473,8 @@ static void run_evil(struct virtio_blk *blk)
                                             DESC_F_NEXT | DESC_F_WRITE, (uint16_t)(i + 1)};
     evil_table[EVIL_CHAIN_LENGTH - 1] =
         (struct virtq_desc){physical(&queue->status[3]), 1, DESC_F_WRITE, 0};
-    queue->desc[7] = (struct virtq_desc){physical(evil_table), sizeof(evil_table),
-                                         DESC_F_INDIRECT, 0};
+    queue->desc[7] =
+        (struct virtq_desc){physical(evil_table), sizeof(evil_table), DESC_F_INDIRECT, 0};
     publish(blk, 3);
     publish(blk, 4);
     publish(blk, 7);
@@ -604,8 +602,7 @@ void virtio_blk_command_read(char *arguments)
     uint64_t lba, count;
     if (!*count_text || !probe_parse_u64(lba_text, &lba) || !probe_parse_u64(count_text, &count) ||
         count == 0 || count > MAX_SECTORS) {
-        console_printf("PROBE ERROR blk-read: expected <bb:dd.f> <lba> <count 1..%u>",
-                       MAX_SECTORS);
+        console_printf("PROBE ERROR blk-read: expected <bb:dd.f> <lba> <count 1..%u>", MAX_SECTORS);
         return;
     }
     struct virtio_blk *blk = find_disk(bdf_text);
