@@ -73,9 +73,9 @@ struct boot_kernel {
     size_t setup_header_length;
 };
 
-/* Parses an ELF64 x86-64 image, checks its PT_LOAD segments against
- * `memory` and, if `memory->ram` is not NULL, copies them into guest RAM
- * (zeroing bss). `name` is used in messages. */
+/* Parses an ELF64 x86-64 image, checks all its PT_LOAD segments against
+ * `memory` (in RAM, at or above 1 MiB) and only then copies them to their
+ * physical addresses, zeroing bss. `name` is used in messages. */
 int boot_elf_load(const struct boot_memory *memory, const uint8_t *image, size_t image_size,
                   const char *name, struct boot_kernel *kernel, struct pv_error *error);
 

@@ -201,6 +201,11 @@ static int load_initrd_file(const struct boot_memory *memory, const struct boot_
     int fd = open_regular_file(path, "initrd", size, error);
     if (fd < 0)
         return fd;
+    if (*size == 0) { /* an empty initrd is no initrd */
+        *address = 0;
+        close(fd);
+        return 0;
+    }
     int rc = boot_place_initrd(memory, kernel, *size, path, address, error);
     if (rc == 0) {
         uint8_t *target = boot_memory_pointer(memory, *address, *size);
@@ -377,22 +382,24 @@ static int set_msrs(int vcpu_fd, struct pv_error *error)
         {MSR_MTRR_DEF_TYPE, MSR_MTRR_ENABLE | MSR_MTRR_TYPE_WRITE_BACK},
     };
     const unsigned count = sizeof(boot_msrs) / sizeof(boot_msrs[0]);
-    struct {
-        struct kvm_msrs header;
-        struct kvm_msr_entry entries[sizeof(boot_msrs) / sizeof(boot_msrs[0])];
-    } msrs;
+    struct kvm_msrs *msrs =
+        calloc(1, sizeof(struct kvm_msrs) + count * sizeof(struct kvm_msr_entry));
+    if (!msrs)
+        return pv_error_set(error, -ENOMEM, "out of memory for the boot MSRs");
 
+    int rc = 0;
     unsigned next = 0;
     while (next < count) {
-        memset(&msrs, 0, sizeof(msrs));
-        msrs.header.nmsrs = count - next;
+        msrs->nmsrs = count - next;
         for (unsigned i = next; i < count; i++) {
-            msrs.entries[i - next].index = boot_msrs[i].index;
-            msrs.entries[i - next].data = boot_msrs[i].value;
+            msrs->entries[i - next].index = boot_msrs[i].index;
+            msrs->entries[i - next].data = boot_msrs[i].value;
         }
-        int set = ioctl(vcpu_fd, KVM_SET_MSRS, &msrs);
-        if (set < 0)
-            return pv_error_set_errno(error, -errno, "KVM_SET_MSRS failed");
+        int set = ioctl(vcpu_fd, KVM_SET_MSRS, msrs);
+        if (set < 0) {
+            rc = pv_error_set_errno(error, -errno, "KVM_SET_MSRS failed");
+            break;
+        }
         next += (unsigned)set;
         if (next < count) {
             pv_log_warning("boot: KVM refused MSR 0x%x; the kernel will set it itself",
@@ -400,7 +407,8 @@ static int set_msrs(int vcpu_fd, struct pv_error *error)
             next++;
         }
     }
-    return 0;
+    free(msrs);
+    return rc;
 }
 
 int boot_setup_vcpu(int vcpu_fd, uint64_t entry, struct pv_error *error)

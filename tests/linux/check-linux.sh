@@ -136,6 +136,8 @@ start=$(date +%s)
 vmm_pid=$!
 
 # Milestones, in boot order; the last one seen is how far the guest got.
+# The decompressor only speaks with CONFIG_X86_VERBOSE_BOOTUP, which Debian's
+# cloud kernel does not set: there the first line is "Linux version".
 milestone_names=(
     "decompressor"
     "kernel proper (Linux version)"
