@@ -5,7 +5,9 @@
 
 #include "acpi_pm.h"
 #include "acpi_tables.h"
+#include "block.h"
 #include "boot.h"
+#include "device_registry.h"
 #include "pci.h"
 #include "pv_log.h"
 #include "reset_control.h"
@@ -88,12 +90,22 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     vm->pci_bus = pci_bus_create(vm, error);
     if (!vm->pci_bus)
         return error ? error->code : -EIO;
+    vm->block_layer = block_layer_create();
+    if (!vm->block_layer)
+        return pv_error_set(error, -ENOMEM, "cannot create the block layer");
+    vm->device_registry = device_registry_create(vm, error);
+    if (!vm->device_registry)
+        return error ? error->code : -EIO;
     int rc = reset_control_register(vm, error);
     if (rc < 0)
         return rc;
     vm->serial = serial_8250_create(vm, VM_SERIAL_PORT, VM_SERIAL_IRQ, serial_chardev, error);
     if (!vm->serial)
         return error ? error->code : -EIO;
+    /* Cold plug: the devices are there before the first vCPU instruction. */
+    rc = device_registry_apply_config(vm->device_registry, vm->config, error);
+    if (rc < 0)
+        return rc;
     if ((rc = load_acpi_tables(vm, error)) < 0 || (rc = load_kernel(vm, error)) < 0)
         return rc;
     vm->reset_hook = machine_pc_reset;
@@ -108,9 +120,16 @@ void machine_pc_destroy(struct machine_pc *machine)
     if (vm->serial)
         serial_8250_destroy(vm->serial);
     vm->serial = NULL;
+    /* The bus destroys the remaining devices, which release their block backends; the
+     * registry only forgets them, and the block layer goes last. */
     if (vm->pci_bus)
         pci_bus_destroy(vm->pci_bus);
     vm->pci_bus = NULL;
+    device_registry_destroy(vm->device_registry);
+    vm->device_registry = NULL;
+    if (vm->block_layer)
+        block_layer_destroy(vm->block_layer);
+    vm->block_layer = NULL;
     if (vm->acpi_pm)
         acpi_pm_destroy(vm->acpi_pm);
     vm->acpi_pm = NULL;

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block.h"
 #include "chardev.h"
+#include "device_registry.h"
 #include "pv_log.h"
 #include "qmp_commands.h"
 #include "vm.h"
@@ -165,13 +167,129 @@ static void hmp_info_kvm(struct hmp_context *context, const char *arguments)
     hmp_printf(context->output, "kvm support: enabled\n");
 }
 
+
+/* --- disks and devices ----------------------------------------------------------- */
+
+static const char *skip_blanks(const char *text);
+
+/* Splits off the next blank-separated word of *text; returns it (malloc'd) or NULL. */
+static char *next_word(const char **text)
+{
+    const char *start = skip_blanks(*text);
+    size_t length = strcspn(start, " \t\r\n");
+    if (length == 0)
+        return NULL;
+    *text = start + length;
+    return strndup(start, length);
+}
+
+/* drive_add [-n] <pci_addr> <options>: the address is ignored (QEMU >= 2.x
+ * only takes if=none here); -n adds a node as -blockdev. QEMU prints drive
+ * errors without an "Error: " prefix. */
+static void hmp_drive_add(struct hmp_context *context, const char *arguments)
+{
+    const char *rest = arguments;
+    char *first = next_word(&rest);
+    bool node = first && strcmp(first, "-n") == 0;
+    if (node) {
+        free(first);
+        first = next_word(&rest);
+    }
+    const char *text = skip_blanks(rest);
+    if (!first || !*text) {
+        hmp_printf(context->output, "drive_add: missing argument\n");
+        free(first);
+        return;
+    }
+    free(first);
+    struct qemu_options options;
+    struct pv_error error = {0};
+    int rc = qemu_options_parse(&options, text, NULL, 0, &error);
+    if (rc == 0)
+        rc = node ? block_blockdev_add(context->vm->block_layer, &options, &error)
+                  : block_drive_add(context->vm->block_layer, &options, NULL, &error);
+    qemu_options_free(&options);
+    if (rc < 0)
+        hmp_printf(context->output, "%s\n", error.message);
+    else if (!node)
+        hmp_printf(context->output, "OK\n");
+}
+
+static void hmp_drive_del(struct hmp_context *context, const char *arguments)
+{
+    struct pv_error error = {0};
+    if (block_drive_del(context->vm->block_layer, arguments, &error) < 0)
+        hmp_printf(context->output, "%s\n", error.message);
+}
+
+static void hmp_device_add(struct hmp_context *context, const char *arguments)
+{
+    struct qemu_options options;
+    struct pv_error error = {0};
+    int rc = qemu_options_parse(&options, arguments, "driver", 0, &error);
+    if (rc == 0)
+        rc = device_registry_add(context->vm->device_registry, &options, &error);
+    qemu_options_free(&options);
+    if (rc < 0)
+        print_error(context, &error);
+}
+
+static void hmp_device_del(struct hmp_context *context, const char *arguments)
+{
+    struct pv_error error = {0};
+    if (device_registry_request_delete(context->vm->device_registry, arguments, &error) < 0)
+        print_error(context, &error);
+}
+
+static void hmp_info_pci(struct hmp_context *context, const char *arguments)
+{
+    char *text = device_registry_info_pci_text(context->vm->device_registry);
+    if (!text) {
+        context->output->failed = true;
+        return;
+    }
+    hmp_printf(context->output, "%s", text);
+    free(text);
+}
+
+/* info block [-n] [device] */
+static void hmp_info_block(struct hmp_context *context, const char *arguments)
+{
+    const char *rest = arguments;
+    bool nodes_only = false;
+    char *device = NULL;
+    char *word;
+    while ((word = next_word(&rest))) {
+        if (strcmp(word, "-n") == 0) {
+            nodes_only = true;
+            free(word);
+        } else if (strcmp(word, "-v") == 0) {
+            free(word); /* verbose adds image details we do not have */
+        } else {
+            free(device);
+            device = word;
+        }
+    }
+    char *text = block_info_block_text(context->vm->block_layer, device, nodes_only);
+    free(device);
+    if (!text) {
+        context->output->failed = true;
+        return;
+    }
+    hmp_printf(context->output, "%s", text);
+    free(text);
+}
+
 static void hmp_help(struct hmp_context *context, const char *arguments);
 static void hmp_info(struct hmp_context *context, const char *arguments);
 
 static const struct hmp_command info_commands[] = {
+    {"block", "[-n] [-v] [device]", "show info of one block device or all block devices",
+     hmp_info_block, NULL},
     {"cpus", "", "show infos for each CPU", hmp_info_cpus, NULL},
     {"kvm", "", "show KVM information", hmp_info_kvm, NULL},
     {"name", "", "show the current VM name", hmp_info_name, NULL},
+    {"pci", "", "show PCI info", hmp_info_pci, NULL},
     {"status", "", "show the current VM status (running|paused)", hmp_info_status, NULL},
     {"version", "", "show the version of QEMU", hmp_info_version, NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -179,6 +297,12 @@ static const struct hmp_command info_commands[] = {
 
 static const struct hmp_command hmp_commands[] = {
     {"cont|c", "", "resume emulation", hmp_cont, NULL},
+    {"device_add", "driver[,prop=value][,...]", "add device, like -device on the command line",
+     hmp_device_add, NULL},
+    {"device_del", "device", "remove device", hmp_device_del, NULL},
+    {"drive_add", "[-n] [[<domain>:]<bus>:]<slot>\n[file=file][,if=type][,bus=n]\n...",
+     "add drive to PCI storage controller", hmp_drive_add, NULL},
+    {"drive_del", "device", "remove host block device", hmp_drive_del, NULL},
     {"help|?", "[cmd]", "show the help", hmp_help, NULL},
     {"info", "[subcommand]", "show various information about the system state", hmp_info,
      info_commands},

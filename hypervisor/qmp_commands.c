@@ -347,7 +347,9 @@ void qmp_command_registry_init(struct qmp_command_registry *registry)
     memset(registry, 0, sizeof(*registry));
     registry->tables[0] = builtin_commands;
     registry->table_sizes[0] = sizeof(builtin_commands) / sizeof(builtin_commands[0]);
-    registry->table_count = 1;
+    registry->tables[1] = qmp_device_commands;
+    registry->table_sizes[1] = qmp_device_command_count;
+    registry->table_count = 2;
 }
 
 int qmp_command_registry_add(struct qmp_command_registry *registry,

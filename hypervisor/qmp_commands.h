@@ -89,7 +89,11 @@ struct qmp_command_registry {
     size_t table_count;
 };
 
-/* A registry holding the built-in commands. */
+/* Disk and device commands (qmp_device_commands.c), part of every registry. */
+extern const struct qmp_command_spec qmp_device_commands[];
+extern const size_t qmp_device_command_count;
+
+/* A registry holding the built-in commands and the device commands. */
 void qmp_command_registry_init(struct qmp_command_registry *registry);
 /* Adds a table (kept by pointer: static storage). A name already present is
  * an error (-EEXIST), as is a full registry (-ENOSPC). */

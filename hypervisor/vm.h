@@ -19,10 +19,12 @@ struct vcpu;
 struct acpi_pm;
 struct serial_8250;
 struct pci_bus;
+struct block_layer;
+struct device_registry;
 
 /* Guest physical memory map (i440fx "pc"-like). */
-#define VM_LOWMEM_LIMIT 0xc0000000ULL     /* RAM above this moves to 4 GiB */
-#define VM_PCI_HOLE_START 0xc0000000ULL   /* 32-bit MMIO window for PCI BARs */
+#define VM_LOWMEM_LIMIT 0xc0000000ULL   /* RAM above this moves to 4 GiB */
+#define VM_PCI_HOLE_START 0xc0000000ULL /* 32-bit MMIO window for PCI BARs */
 #define VM_PCI_HOLE_END 0xfec00000ULL
 #define VM_IOAPIC_ADDRESS 0xfec00000ULL
 #define VM_LAPIC_ADDRESS 0xfee00000ULL
@@ -35,8 +37,8 @@ struct pci_bus;
 #define VM_BOOT_PML4_ADDRESS 0x9000 /* PML4, PDPT, then 4 PDs: 0x9000..0xefff */
 #define VM_BOOT_CMDLINE_ADDRESS 0x20000
 #define VM_BOOT_CMDLINE_MAX 0x10000
-#define VM_EBDA_START 0x9fc00         /* e820: RAM ends here, reserved to 1 MiB */
-#define VM_ACPI_TABLES_ADDRESS 0xe0000/* RSDP first, tables after, up to 0xfffff */
+#define VM_EBDA_START 0x9fc00          /* e820: RAM ends here, reserved to 1 MiB */
+#define VM_ACPI_TABLES_ADDRESS 0xe0000 /* RSDP first, tables after, up to 0xfffff */
 #define VM_ACPI_TABLES_SIZE 0x20000
 
 /* Ports of the ACPI/PM hardware; the same as QEMU's PIIX4 so one guest
@@ -52,8 +54,8 @@ struct pci_bus;
 enum vm_run_state {
     VM_RUN_STATE_PRELAUNCH, /* created, vCPUs not yet started (-S before first cont) */
     VM_RUN_STATE_RUNNING,
-    VM_RUN_STATE_PAUSED,    /* stop / -S */
-    VM_RUN_STATE_SHUTDOWN,  /* guest powered off or quit requested */
+    VM_RUN_STATE_PAUSED,   /* stop / -S */
+    VM_RUN_STATE_SHUTDOWN, /* guest powered off or quit requested */
     VM_RUN_STATE_INTERNAL_ERROR,
 };
 
@@ -80,7 +82,7 @@ struct vm {
     struct io_bus io_bus;
     struct event_base *event_base;
 
-    unsigned vcpu_count;     /* present vCPUs */
+    unsigned vcpu_count; /* present vCPUs */
     unsigned max_vcpus;
     struct vcpu *vcpus[VMM_MAX_VCPUS];
 
@@ -111,7 +113,9 @@ struct vm {
     /* Devices every VM has. */
     struct acpi_pm *acpi_pm;
     struct serial_8250 *serial;
-    struct pci_bus *pci_bus; /* bus pci.0 with the host bridge and hotplug slots */
+    struct pci_bus *pci_bus;                 /* bus pci.0 with the host bridge and hotplug slots */
+    struct block_layer *block_layer;         /* block nodes and drives (-blockdev, -drive) */
+    struct device_registry *device_registry; /* -device / device_add devices on pci.0 */
 
     /* Machine hook for system_reset: re-initialises devices and reloads the
      * kernel while the vCPUs are quiesced. Set by the machine setup. */
@@ -146,11 +150,11 @@ void vm_add_event_listener(struct vm *vm, vm_event_listener_fn callback, void *o
 void vm_emit_event(struct vm *vm, const char *event_name, const char *data_json);
 
 /* Run control, called on the main thread (monitors). */
-int vm_start(struct vm *vm, struct pv_error *error);   /* start vCPU threads */
-int vm_pause(struct vm *vm, struct pv_error *error);   /* "stop": emits STOP */
-int vm_resume(struct vm *vm, struct pv_error *error);  /* "cont": emits RESUME */
-int vm_reset(struct vm *vm, struct pv_error *error);   /* system_reset: emits RESET */
-int vm_powerdown(struct vm *vm, struct pv_error *error);/* ACPI power button: emits POWERDOWN */
+int vm_start(struct vm *vm, struct pv_error *error);     /* start vCPU threads */
+int vm_pause(struct vm *vm, struct pv_error *error);     /* "stop": emits STOP */
+int vm_resume(struct vm *vm, struct pv_error *error);    /* "cont": emits RESUME */
+int vm_reset(struct vm *vm, struct pv_error *error);     /* system_reset: emits RESET */
+int vm_powerdown(struct vm *vm, struct pv_error *error); /* ACPI power button: emits POWERDOWN */
 /* Ends the VM: emits SHUTDOWN {guest, reason} and stops the main loop.
  * reason is QEMU's: "guest-shutdown", "host-qmp-quit", "host-signal", ... */
 void vm_request_shutdown(struct vm *vm, bool by_guest, const char *reason);
@@ -159,7 +163,8 @@ void vm_request_guest_reset(struct vm *vm);
 /* From vCPU threads: KVM could not run the guest; the VM stops in "internal-error". */
 void vm_report_internal_error(struct vm *vm);
 enum vm_run_state vm_get_run_state(struct vm *vm);
-/* QEMU's spelling of the run state for query-status: "running", "paused", "prelaunch", "shutdown", "internal-error". */
+/* QEMU's spelling of the run state for query-status: "running", "paused", "prelaunch", "shutdown",
+ * "internal-error". */
 const char *vm_run_state_name(enum vm_run_state state);
 
 /* Parks every vCPU outside KVM_RUN and device handlers; nests. Main thread only. */
@@ -169,7 +174,7 @@ void vm_unquiesce(struct vm *vm);
 /* Per-vCPU facts for query-cpus-fast / info cpus. */
 struct vm_vcpu_info {
     unsigned index;
-    int thread_id;   /* host TID */
+    int thread_id; /* host TID */
 };
 unsigned vm_get_vcpu_info(struct vm *vm, struct vm_vcpu_info *info, unsigned max);
 
