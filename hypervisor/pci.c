@@ -173,6 +173,8 @@ static void bar_register_layout(const struct pci_bar *bar, uint32_t *type_bits, 
         *writable = ~(bar->size - 1) & 0xfffffffcULL;
     } else {
         *type_bits = bar->kind == PCI_BAR_MEMORY64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0;
+        if (bar->prefetchable)
+            *type_bits |= PCI_BASE_ADDRESS_MEM_PREFETCH;
         *writable = ~(bar->size - 1) & ~0xfULL;
         if (bar->kind == PCI_BAR_MEMORY32)
             *writable &= 0xffffffffULL;
@@ -220,6 +222,22 @@ int pci_device_set_bar(struct pci_device *device, unsigned index, enum pci_bar_k
         config_write32(device, offset + 4, 0);
         writable_write32(device, offset + 4, (uint32_t)(writable >> 32));
     }
+    return 0;
+}
+
+int pci_device_set_bar_prefetchable(struct pci_device *device, unsigned index,
+                                    struct pv_error *error)
+{
+    if (index >= PCI_BAR_COUNT || (device->bars[index].kind != PCI_BAR_MEMORY32 &&
+                                   device->bars[index].kind != PCI_BAR_MEMORY64))
+        return pv_error_set(error, -EINVAL, "%s: BAR %u is not a memory BAR", device->driver,
+                            index);
+    struct pci_bar *bar = &device->bars[index];
+    bar->prefetchable = true;
+    uint32_t type_bits;
+    uint64_t writable;
+    bar_register_layout(bar, &type_bits, &writable);
+    config_write32(device, PCI_BASE_ADDRESS_0 + 4 * index, type_bits);
     return 0;
 }
 

@@ -98,6 +98,7 @@ struct irq_routing;
 
 #define PCI_BASE_ADDRESS_SPACE_IO 0x01
 #define PCI_BASE_ADDRESS_MEM_TYPE_64 0x04
+#define PCI_BASE_ADDRESS_MEM_PREFETCH 0x08
 
 #define PCI_CAP_ID_MSIX 0x11
 #define PCI_CAP_ID_VENDOR 0x09
@@ -122,9 +123,10 @@ enum pci_bar_kind {
 
 struct pci_bar {
     enum pci_bar_kind kind;
-    uint64_t size;    /* power of two */
-    uint64_t address; /* as programmed by the guest (decoded even when not mapped) */
-    bool mapped;      /* registered on the io_bus at `address` */
+    uint64_t size;     /* power of two */
+    uint64_t address;  /* as programmed by the guest (decoded even when not mapped) */
+    bool mapped;       /* registered on the io_bus at `address` */
+    bool prefetchable; /* memory BARs: reads have no side effects (bit 3) */
     const struct io_region_ops *ops;
     void *opaque;
 };
@@ -205,6 +207,10 @@ void pci_device_init(struct pci_device *device, const struct pci_device_ops *ops
 int pci_device_set_bar(struct pci_device *device, unsigned index, enum pci_bar_kind kind,
                        uint64_t size, const struct io_region_ops *ops, void *opaque,
                        struct pv_error *error);
+/* Marks a declared memory BAR prefetchable (QEMU does so for virtio's modern BAR, and
+ * guests place it in a prefetchable window). */
+int pci_device_set_bar_prefetchable(struct pci_device *device, unsigned index,
+                                    struct pv_error *error);
 /* Adds a capability of `length` bytes; returns its config offset (>0) or -errno.
  * Its body is read-only to the guest unless the model sets config_writable. */
 int pci_device_add_capability(struct pci_device *device, uint8_t capability_id, unsigned length,

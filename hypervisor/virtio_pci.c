@@ -474,7 +474,8 @@ struct pci_device *virtio_pci_create(struct vm *vm, struct virtio_device *virtio
     if (pci_device_set_bar(&vp->pci, VIRTIO_PCI_MSIX_BAR, PCI_BAR_MEMORY32, 0x1000, &msix_bar_ops,
                            vp, error) < 0 ||
         pci_device_set_bar(&vp->pci, VIRTIO_PCI_MODERN_BAR, PCI_BAR_MEMORY64,
-                           VIRTIO_PCI_MODERN_BAR_SIZE, &modern_bar_ops, vp, error) < 0)
+                           VIRTIO_PCI_MODERN_BAR_SIZE, &modern_bar_ops, vp, error) < 0 ||
+        pci_device_set_bar_prefetchable(&vp->pci, VIRTIO_PCI_MODERN_BAR, error) < 0)
         goto fail;
     if (add_virtio_capability(vp, VIRTIO_PCI_CAP_COMMON_CFG, 16, VIRTIO_PCI_MODERN_BAR,
                               VIRTIO_PCI_COMMON_OFFSET, VIRTIO_PCI_REGION_SIZE, error) < 0 ||
