@@ -9,6 +9,7 @@
 #ifndef PLUGVIRT_BOOT_H
 #define PLUGVIRT_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,9 @@ struct boot_memory {
     uint8_t *ram;
     uint64_t lowmem_size;
     uint64_t highmem_size;
+    /* RAM is still all zeros (fresh anonymous memory, before the first boot): loaders then
+     * skip zeroing, because on this host every first-touched page costs several us. */
+    bool ram_is_zero;
 };
 
 enum boot_kernel_kind {

@@ -160,7 +160,8 @@ int boot_elf_load(const struct boot_memory *memory, const uint8_t *image, size_t
             continue;
         uint8_t *target = boot_memory_pointer(memory, segment.p_paddr, segment.p_memsz);
         memcpy(target, image + segment.p_offset, segment.p_filesz);
-        memset(target + segment.p_filesz, 0, segment.p_memsz - segment.p_filesz);
+        if (!memory->ram_is_zero)
+            memset(target + segment.p_filesz, 0, segment.p_memsz - segment.p_filesz);
     }
 
     memset(kernel, 0, sizeof(*kernel));

@@ -240,8 +240,10 @@ int boot_load(const struct boot_memory *memory, const char *kernel_path, const c
         boot_memory_pointer(memory, VM_BOOT_CMDLINE_ADDRESS, VM_BOOT_CMDLINE_MAX);
     if (!cmdline_target)
         return pv_error_set(error, -EINVAL, "the command line area is not in guest RAM");
-    memset(cmdline_target, 0, VM_BOOT_CMDLINE_MAX);
+    if (!memory->ram_is_zero)
+        memset(cmdline_target, 0, VM_BOOT_CMDLINE_MAX);
     memcpy(cmdline_target, cmdline, cmdline_length);
+    cmdline_target[cmdline_length] = '\0';
 
     uint64_t initrd_address = 0, initrd_size = 0;
     if (initrd_path) {

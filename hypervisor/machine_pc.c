@@ -26,7 +26,8 @@ static int load_acpi_tables(struct vm *vm, struct pv_error *error)
     uint8_t *buffer = vm_guest_pointer(vm, VM_ACPI_TABLES_ADDRESS, VM_ACPI_TABLES_SIZE);
     if (!buffer)
         return pv_error_set(error, -EINVAL, "the ACPI table area is not in guest RAM");
-    memset(buffer, 0, VM_ACPI_TABLES_SIZE);
+    if (vm->ram_dirty)
+        memset(buffer, 0, VM_ACPI_TABLES_SIZE);
     struct acpi_tables_layout layout;
     int rc = acpi_tables_build(&config, buffer, VM_ACPI_TABLES_SIZE, VM_ACPI_TABLES_ADDRESS,
                                &layout, error);
@@ -47,6 +48,7 @@ static int load_kernel(struct vm *vm, struct pv_error *error)
         .ram = vm->ram,
         .lowmem_size = vm->lowmem_size,
         .highmem_size = vm->highmem_size,
+        .ram_is_zero = !vm->ram_dirty,
     };
     struct boot_info info;
     memset(&info, 0, sizeof(info));
@@ -108,6 +110,7 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
         return rc;
     if ((rc = load_acpi_tables(vm, error)) < 0 || (rc = load_kernel(vm, error)) < 0)
         return rc;
+    vm->ram_dirty = true; /* from here on the guest writes to it */
     vm->reset_hook = machine_pc_reset;
     return 0;
 }

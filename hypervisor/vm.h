@@ -120,6 +120,7 @@ struct vm {
     /* Machine hook for system_reset: re-initialises devices and reloads the
      * kernel while the vCPUs are quiesced. Set by the machine setup. */
     int (*reset_hook)(struct vm *vm, struct pv_error *error);
+    bool ram_dirty;   /* guest RAM is no longer all zeros (set after the first kernel load) */
     bool no_reboot;   /* -no-reboot: a guest reset ends the VM instead */
     bool no_shutdown; /* -no-shutdown: a guest power-off stops the VM, the process stays */
 
