@@ -14,7 +14,7 @@ tests/guest/probe-guest.elf: $(probe_guest_inputs)
 	$(AM_V_GEN)CC="$(CC)" $(SHELL) $(srcdir)/tests/guest/build.sh tests/guest >/dev/null
 
 pkgdata_DATA = tests/guest/probe-guest.elf
-CLEANFILES = tests/guest/probe-guest.elf
+CLEANFILES = tests/guest/probe-guest.elf systemd/plugvirtd.service
 clean-local: clean-probe-guest
 clean-probe-guest:
 	-rm -rf tests/guest/obj
