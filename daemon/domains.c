@@ -1,0 +1,2383 @@
+/* Runtime domains: lifecycle, supervision, restart reconciliation, device allocation,
+ * --live/--config semantics and event fan-out (see domains.h). */
+#include "domains.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "domain.h"
+#include "hotplug.h"
+#include "json_util.h"
+#include "pv_log.h"
+#include "qmp_connection.h"
+#include "store.h"
+#include "vmm_argv.h"
+
+#define NOT_RUNNING_MESSAGE "Requested operation is not valid: domain is not running"
+#define DESTROY_KILL_DELAY_MS 3000
+#define QMP_CONNECT_TIMEOUT_MS 10000
+#define MONITOR_COMMAND_TIMEOUT_MS 30000
+#define DOMAINS_MAX_JSON (16u * 1024 * 1024)
+
+struct waiter {
+    struct runtime *runtime;
+    domains_done_fn done;
+    void *opaque;
+    struct event *timer; /* shutdown --timeout */
+    struct waiter *next;
+};
+
+/* A domain whose VMM process exists (started by us or found at daemon start). */
+struct runtime {
+    struct domains *domains;
+    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
+    char *name;
+    pid_t pid;
+    uint64_t start_time;
+    int pidfd;
+    struct event *pidfd_event;
+    bool child; /* forked by this daemon: waitpid gives the exit status */
+    struct qmp_connection *qmp;
+    bool qmp_ready;
+    struct domain_definition *live;
+    enum store_domain_state state;
+    bool guest_shutdown; /* SHUTDOWN event seen */
+    bool destroying;
+    bool stopping; /* runtime_stop in progress */
+    bool restored; /* found at daemon start */
+    struct event *kill_timer;
+    struct waiter *start_waiters;
+    struct waiter *stop_waiters;
+    char qmp_path[PATH_MAX];
+    char pidfile_path[PATH_MAX];
+    char log_path[PATH_MAX];
+    struct runtime *next;
+};
+
+struct stop_reason {
+    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
+    char reason[32];
+    struct stop_reason *next;
+};
+
+struct domains {
+    struct event_base *base;
+    struct store *store;
+    const struct daemon_config *config;
+    struct hotplug_manager *hotplug;
+    domains_event_fn event;
+    void *event_opaque;
+    struct runtime *runtimes;
+    struct stop_reason *reasons;
+};
+
+/* ------------------------------------------------------------------ replies --- */
+
+static void reply_ok(domains_done_fn done, void *opaque, const char *json)
+{
+    struct domains_result result = {.result_json = json ? json : "{}"};
+    done(opaque, &result);
+}
+
+static void __attribute__((format(printf, 4, 5)))
+reply_error(domains_done_fn done, void *opaque, const char *code, const char *format, ...)
+{
+    char message[1024];
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(message, sizeof(message), format, arguments);
+    va_end(arguments);
+    struct domains_result result = {.code = code, .message = message};
+    done(opaque, &result);
+}
+
+static void reply_writer(domains_done_fn done, void *opaque, struct json_writer *writer)
+{
+    if (json_writer_status(writer) < 0)
+        reply_error(done, opaque, "internal", "out of memory");
+    else
+        reply_ok(done, opaque, json_writer_text(writer));
+    json_writer_free(writer);
+}
+
+static const char *store_error_code(int status)
+{
+    switch (status) {
+    case -ENOENT:
+        return "no-domain";
+    case -EEXIST:
+        return "domain-exists";
+    default:
+        return "internal";
+    }
+}
+
+/* ------------------------------------------------------------------- events --- */
+
+static void emit_event(struct domains *domains, const char *uuid, const char *name,
+                       const char *type, const char *detail)
+{
+    struct pv_error error = {0};
+    if (store_event_add(domains->store, uuid, type, detail, &error) < 0)
+        pv_log_warning("event log: %s", error.message);
+    pv_log_info("domain %s: %s: %s", name ? name : uuid, type, detail);
+    if (domains->event)
+        domains->event(domains->event_opaque, type, name, uuid, detail);
+}
+
+static void set_stop_reason(struct domains *domains, const char *uuid, const char *reason)
+{
+    struct stop_reason *entry = domains->reasons;
+    while (entry && strcasecmp(entry->uuid, uuid) != 0)
+        entry = entry->next;
+    if (entry == NULL) {
+        entry = calloc(1, sizeof(*entry));
+        if (entry == NULL)
+            return;
+        snprintf(entry->uuid, sizeof(entry->uuid), "%s", uuid);
+        entry->next = domains->reasons;
+        domains->reasons = entry;
+    }
+    snprintf(entry->reason, sizeof(entry->reason), "%s", reason);
+}
+
+static const char *stop_reason(struct domains *domains, const char *uuid)
+{
+    for (struct stop_reason *entry = domains->reasons; entry; entry = entry->next)
+        if (strcasecmp(entry->uuid, uuid) == 0)
+            return entry->reason;
+    return "unknown";
+}
+
+/* ------------------------------------------------------------------ helpers --- */
+
+static struct runtime *find_runtime(struct domains *domains, const char *uuid)
+{
+    for (struct runtime *runtime = domains->runtimes; runtime; runtime = runtime->next)
+        if (strcasecmp(runtime->uuid, uuid) == 0)
+            return runtime;
+    return NULL;
+}
+
+/* Looks the domain up; on failure replies and returns < 0. */
+static int lookup(struct domains *domains, const char *key, struct store_domain *out,
+                  domains_done_fn done, void *opaque)
+{
+    struct pv_error error = {0};
+    if (key == NULL || *key == '\0') {
+        reply_error(done, opaque, "invalid-argument", "missing parameter 'domain'");
+        return -EINVAL;
+    }
+    int rc = store_domain_get(domains->store, key, out, &error);
+    if (rc < 0) {
+        if (rc == -ENOENT)
+            reply_error(done, opaque, "no-domain",
+                        "Domain not found: no domain with matching "
+                        "name or uuid '%s'",
+                        key);
+        else
+            reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+    }
+    return rc;
+}
+
+int domains_disk_index(const char *target_dev)
+{
+    if (target_dev == NULL || strncmp(target_dev, "vd", 2) != 0 || target_dev[2] == '\0')
+        return -1;
+    int index = 0;
+    for (const char *c = target_dev + 2; *c; c++) {
+        if (*c < 'a' || *c > 'z')
+            return -1;
+        index = (index + (c == target_dev + 2 ? 0 : 1)) * 26 + (*c - 'a');
+        if (index > 100000)
+            return -1;
+    }
+    return index;
+}
+
+/* The alias libvirt gives a disk: virtio-disk<N>, or the user's own "ua-" alias. */
+static char *disk_alias(const struct domain_disk *disk)
+{
+    if (disk->alias && strncmp(disk->alias, "ua-", 3) == 0)
+        return strdup(disk->alias);
+    int index = domains_disk_index(disk->target_dev);
+    if (index < 0)
+        return NULL;
+    char *alias = NULL;
+    if (asprintf(&alias, "virtio-disk%d", index) < 0)
+        return NULL;
+    return alias;
+}
+
+static void mark_slot(bool used[32], const struct domain_address *address)
+{
+    if (address->type == DOMAIN_ADDRESS_PCI && address->bus == 0 && address->slot < 32)
+        used[address->slot] = true;
+}
+
+static void collect_used_slots(const struct domain_definition *definition, bool used[32])
+{
+    if (definition == NULL)
+        return;
+    for (size_t i = 0; i < definition->disk_count; i++)
+        mark_slot(used, &definition->disks[i].address);
+    for (size_t i = 0; i < definition->interface_count; i++)
+        mark_slot(used, &definition->interfaces[i].address);
+    for (size_t i = 0; i < definition->controller_count; i++)
+        mark_slot(used, &definition->controllers[i].address);
+    for (size_t i = 0; i < definition->hostdev_count; i++)
+        mark_slot(used, &definition->hostdevs[i].address);
+}
+
+static int first_free_slot(const bool used[32])
+{
+    for (int slot = DOMAINS_FIRST_PCI_SLOT; slot <= DOMAINS_LAST_PCI_SLOT; slot++)
+        if (!used[slot])
+            return slot;
+    return -1;
+}
+
+static void set_pci_address(struct domain_address *address, unsigned slot)
+{
+    memset(address, 0, sizeof(*address));
+    address->type = DOMAIN_ADDRESS_PCI;
+    address->slot = slot;
+}
+
+/* Define time: checks target names and user addresses, gives every PCI device without an
+ * address the first free slot. */
+static int assign_addresses(struct domain_definition *definition, struct pv_error *error)
+{
+    bool used[32] = {false};
+    used[0] = true; /* host bridge */
+    struct domain_address *addresses[128];
+    size_t count = 0;
+    for (size_t i = 0; i < definition->disk_count && count < 128; i++) {
+        struct domain_disk *disk = &definition->disks[i];
+        for (size_t j = 0; j < i; j++)
+            if (disk->target_dev && definition->disks[j].target_dev &&
+                strcmp(disk->target_dev, definition->disks[j].target_dev) == 0)
+                return pv_error_set(error, -EINVAL,
+                                    "target '%s' duplicated for disk sources "
+                                    "'%s' and '%s'",
+                                    disk->target_dev, definition->disks[j].source, disk->source);
+        if (disk->target_bus == DOMAIN_DISK_BUS_VIRTIO)
+            addresses[count++] = &disk->address;
+    }
+    for (size_t i = 0; i < definition->interface_count && count < 128; i++)
+        addresses[count++] = &definition->interfaces[i].address;
+    for (size_t i = 0; i < definition->hostdev_count && count < 128; i++)
+        addresses[count++] = &definition->hostdevs[i].address;
+    for (size_t i = 0; i < count; i++) {
+        struct domain_address *address = addresses[i];
+        if (address->type != DOMAIN_ADDRESS_PCI)
+            continue;
+        if (address->domain != 0 || address->bus != 0 || address->function != 0 ||
+            address->slot > DOMAINS_LAST_PCI_SLOT)
+            return pv_error_set(error, -EINVAL,
+                                "PCI address %04x:%02x:%02x.%x is not usable (bus 0, slots "
+                                "%d-%d, function 0)",
+                                address->domain, address->bus, address->slot, address->function,
+                                DOMAINS_FIRST_PCI_SLOT, DOMAINS_LAST_PCI_SLOT);
+        if (used[address->slot])
+            return pv_error_set(error, -EINVAL, "PCI slot 0x%02x is used by two devices",
+                                address->slot);
+        used[address->slot] = true;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (addresses[i]->type == DOMAIN_ADDRESS_PCI)
+            continue;
+        int slot = first_free_slot(used);
+        if (slot < 0)
+            return pv_error_set(error, -ENOSPC, "no free PCI slot left");
+        set_pci_address(addresses[i], (unsigned)slot);
+        used[slot] = true;
+    }
+    return 0;
+}
+
+/* Start time: gives every disk its alias (the inactive XML does not carry aliases). */
+static int assign_aliases(struct domain_definition *definition, struct pv_error *error)
+{
+    for (size_t i = 0; i < definition->disk_count; i++) {
+        struct domain_disk *disk = &definition->disks[i];
+        if (disk->alias &&
+            (strncmp(disk->alias, "ua-", 3) == 0 || strncmp(disk->alias, "virtio-disk", 11) == 0))
+            continue;
+        char *alias = disk_alias(disk);
+        if (alias == NULL)
+            return pv_error_set(error, -EINVAL, "disk target '%s' is not a virtio name (vdX)",
+                                disk->target_dev ? disk->target_dev : "");
+        free(disk->alias);
+        disk->alias = alias;
+    }
+    return 0;
+}
+
+static struct domain_definition *parse_definition(struct domains *domains, const char *xml,
+                                                  struct pv_error *error)
+{
+    if (xml == NULL) {
+        pv_error_set(error, -EINVAL, "no XML");
+        return NULL;
+    }
+    return domain_xml_parse(xml, strlen(xml), domains->config->schema_dir, error);
+}
+
+static const char *xml_error_code(const struct pv_error *error)
+{
+    if (error->code == -ENOTSUP || error->code == -EOPNOTSUPP ||
+        strncmp(error->message, "unsupported", 11) == 0 || strstr(error->message, "unsupported:"))
+        return "unsupported";
+    if (error->code == -ENOMEM)
+        return "internal";
+    return "invalid-xml";
+}
+
+static uint64_t process_start_time(pid_t pid)
+{
+    char path[64], buffer[2048];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t length = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (length <= 0)
+        return 0;
+    buffer[length] = '\0';
+    /* The command name (field 2) may hold spaces and parentheses: start after the last ')'. */
+    char *cursor = strrchr(buffer, ')');
+    if (cursor == NULL)
+        return 0;
+    cursor++;
+    /* Field 3 is the state: a zombie has exited already (its new parent has not reaped it,
+     * which happens to VMMs reparented after a daemon crash). */
+    if (cursor[0] == ' ' && (cursor[1] == 'Z' || cursor[1] == 'X'))
+        return 0;
+    /* Fields 3.. follow; the start time is field 22, the 20th after the ')'. */
+    for (int field = 3; field < 22; field++) {
+        cursor = strchr(cursor + 1, ' ');
+        if (cursor == NULL)
+            return 0;
+    }
+    return strtoull(cursor + 1, NULL, 10);
+}
+
+static int pidfd_open_process(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static void read_log_tail(const char *path, char *out, size_t size)
+{
+    out[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    off_t end = lseek(fd, 0, SEEK_END);
+    off_t start = end > (off_t)size - 1 ? end - (off_t)size + 1 : 0;
+    ssize_t length = pread(fd, out, size - 1, start);
+    close(fd);
+    if (length < 0)
+        length = 0;
+    out[length] = '\0';
+    while (length > 0 && (out[length - 1] == '\n' || out[length - 1] == '\r'))
+        out[--length] = '\0';
+    for (ssize_t i = 0; i < length; i++)
+        if (out[i] == '\n')
+            out[i] = ' ';
+}
+
+static int make_directory(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    return -errno;
+}
+
+static void domain_directory(struct domains *domains, const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/domains/%s", domains->config->run_dir, name);
+}
+
+/* Writes the runtime's live definition (and optionally a new persistent one) into the
+ * store in one transaction (store_domain_put is one). */
+static int save_domain(struct domains *domains, struct runtime *runtime,
+                       const struct domain_definition *persistent, struct pv_error *error)
+{
+    const char *uuid = runtime ? runtime->uuid : persistent->uuid;
+    struct store_domain row;
+    int rc = store_domain_get(domains->store, uuid, &row, error);
+    if (rc < 0)
+        return rc;
+    char *live_xml = NULL, *persistent_xml = NULL;
+    if (runtime && runtime->live) {
+        live_xml = domain_xml_format(runtime->live, true, error);
+        if (live_xml == NULL) {
+            store_domain_clear(&row);
+            return error && error->code ? error->code : -ENOMEM;
+        }
+        free(row.live_xml);
+        row.live_xml = live_xml;
+        row.state = runtime->state;
+        row.pid = runtime->pid;
+        row.pid_start_time = runtime->start_time;
+        free(row.qmp_path);
+        row.qmp_path = strdup(runtime->qmp_path);
+    }
+    if (persistent) {
+        persistent_xml = domain_xml_format(persistent, false, error);
+        if (persistent_xml == NULL) {
+            store_domain_clear(&row);
+            return error && error->code ? error->code : -ENOMEM;
+        }
+        free(row.persistent_xml);
+        row.persistent_xml = persistent_xml;
+    }
+    rc = store_domain_put(domains->store, &row, error);
+    store_domain_clear(&row);
+    return rc;
+}
+
+/* ------------------------------------------------------------ runtime life --- */
+
+static void free_waiter_list(struct waiter **list, const char *code, const char *message)
+{
+    while (*list) {
+        struct waiter *waiter = *list;
+        *list = waiter->next;
+        if (waiter->timer)
+            event_free(waiter->timer);
+        if (code)
+            reply_error(waiter->done, waiter->opaque, code, "%s", message);
+        else
+            reply_ok(waiter->done, waiter->opaque, "{}");
+        free(waiter);
+    }
+}
+
+static void runtime_free(struct runtime *runtime)
+{
+    if (runtime->pidfd_event)
+        event_free(runtime->pidfd_event);
+    if (runtime->kill_timer)
+        event_free(runtime->kill_timer);
+    if (runtime->pidfd >= 0)
+        close(runtime->pidfd);
+    if (runtime->live)
+        domain_definition_free(runtime->live);
+    free(runtime->name);
+    free(runtime);
+}
+
+static void runtime_unlink(struct domains *domains, struct runtime *runtime)
+{
+    for (struct runtime **link = &domains->runtimes; *link; link = &(*link)->next) {
+        if (*link == runtime) {
+            *link = runtime->next;
+            return;
+        }
+    }
+}
+
+/* The VMM is gone: record the new state, release everything, answer the waiters. */
+static void runtime_stop(struct runtime *runtime, enum store_domain_state state, const char *reason,
+                         const char *detail)
+{
+    struct domains *domains = runtime->domains;
+    runtime->stopping = true;
+    hotplug_domain_stopped(domains->hotplug, runtime->uuid);
+    if (runtime->qmp) {
+        struct qmp_connection *qmp = runtime->qmp;
+        runtime->qmp = NULL;
+        runtime->qmp_ready = false;
+        qmp_connection_close(qmp);
+    }
+    struct pv_error error = {0};
+    struct store_domain row;
+    if (store_domain_get(domains->store, runtime->uuid, &row, &error) == 0) {
+        free(row.live_xml);
+        row.live_xml = NULL;
+        row.state = state;
+        row.pid = 0;
+        row.pid_start_time = 0;
+        if (store_domain_put(domains->store, &row, &error) < 0)
+            pv_log_error("domain %s: %s", runtime->name, error.message);
+        store_domain_clear(&row);
+        if (store_device_delete_all(domains->store, runtime->uuid, &error) < 0)
+            pv_log_warning("domain %s: %s", runtime->name, error.message);
+    }
+    unlink(runtime->qmp_path);
+    unlink(runtime->pidfile_path);
+    set_stop_reason(domains, runtime->uuid, reason);
+    emit_event(domains, runtime->uuid, runtime->name, "lifecycle", detail);
+    runtime_unlink(domains, runtime);
+    char message[1024];
+    char log_tail[600];
+    read_log_tail(runtime->log_path, log_tail, sizeof(log_tail));
+    snprintf(message, sizeof(message), "the VMM exited during start (%s)%s%s", detail,
+             log_tail[0] ? ": " : "", log_tail);
+    free_waiter_list(&runtime->start_waiters, "internal", message);
+    free_waiter_list(&runtime->stop_waiters, NULL, NULL);
+    runtime_free(runtime);
+}
+
+static void describe_exit(int status, char *out, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(out, size, "exit status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, size, "wait status 0x%x", status);
+}
+
+static void on_process_exit(evutil_socket_t fd, short what, void *opaque)
+{
+    struct runtime *runtime = opaque;
+    char how[128] = "exit status unknown (the daemon was restarted)";
+    bool clean = false;
+    if (runtime->child) {
+        int status = 0;
+        pid_t reaped = waitpid(runtime->pid, &status, WNOHANG);
+        if (reaped == runtime->pid) {
+            describe_exit(status, how, sizeof(how));
+            clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        } else if (reaped == 0) {
+            return; /* spurious: still running */
+        }
+    } else {
+        clean = runtime->guest_shutdown;
+    }
+    char detail[256];
+    if (runtime->destroying) {
+        snprintf(detail, sizeof(detail), "stopped: destroyed (%s)", how);
+        runtime_stop(runtime, STORE_DOMAIN_SHUTOFF, "destroyed", detail);
+    } else if (clean) {
+        snprintf(detail, sizeof(detail), "stopped: shut off (%s)", how);
+        runtime_stop(runtime, STORE_DOMAIN_SHUTOFF, "shutdown", detail);
+    } else {
+        snprintf(detail, sizeof(detail), "crashed: the VMM died (%s)", how);
+        runtime_stop(runtime, STORE_DOMAIN_CRASHED, "crashed", detail);
+    }
+}
+
+static void set_runtime_state(struct runtime *runtime, enum store_domain_state state,
+                              const char *detail)
+{
+    if (runtime->state == state)
+        return;
+    runtime->state = state;
+    struct pv_error error = {0};
+    if (store_domain_set_state(runtime->domains->store, runtime->uuid, state, runtime->pid,
+                               runtime->start_time, &error) < 0)
+        pv_log_warning("domain %s: %s", runtime->name, error.message);
+    if (detail)
+        emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle", detail);
+}
+
+static void on_qmp_event(void *opaque, const char *event_name, const char *data_json)
+{
+    struct runtime *runtime = opaque;
+    struct domains *domains = runtime->domains;
+    pv_log_debug("domain %s: QMP event %s %s", runtime->name, event_name,
+                 data_json ? data_json : "");
+    if (strcmp(event_name, "SHUTDOWN") == 0) {
+        runtime->guest_shutdown = true;
+        set_runtime_state(runtime, STORE_DOMAIN_SHUTDOWN, NULL);
+    } else if (strcmp(event_name, "STOP") == 0 && runtime->qmp_ready &&
+               runtime->start_waiters == NULL) {
+        set_runtime_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
+    } else if (strcmp(event_name, "RESUME") == 0 && runtime->start_waiters == NULL) {
+        set_runtime_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
+    } else if (strcmp(event_name, "RESET") == 0) {
+        emit_event(domains, runtime->uuid, runtime->name, "reboot", "reset");
+    }
+    hotplug_handle_event(domains->hotplug, runtime->uuid, event_name, data_json);
+}
+
+static void on_qmp_closed(void *opaque)
+{
+    struct runtime *runtime = opaque;
+    if (runtime->stopping)
+        return;
+    pv_log_warning("domain %s: QMP connection closed", runtime->name);
+    runtime->qmp_ready = false;
+    /* The connection object is freed by its owner: drop our pointer only when the process is
+     * gone (runtime_stop); a closed connection stays unusable, commands fail at once. */
+}
+
+/* ------------------------------------------------------------------ QMP calls --- */
+
+typedef void (*runtime_reply_fn)(struct domains *domains, const char *uuid,
+                                 const struct qmp_connection_reply *reply, void *context);
+
+struct qmp_call {
+    struct domains *domains;
+    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
+    runtime_reply_fn callback;
+    void *context;
+};
+
+static void on_qmp_call_reply(void *opaque, const struct qmp_connection_reply *reply)
+{
+    struct qmp_call *call = opaque;
+    call->callback(call->domains, call->uuid, reply, call->context);
+    free(call);
+}
+
+/* Runs a QMP command on the runtime; the callback gets the reply (or a synthesized
+ * -ECONNRESET reply when the command could not be queued). */
+static void runtime_execute(struct runtime *runtime, const char *command, const char *arguments,
+                            int timeout_ms, runtime_reply_fn callback, void *context)
+{
+    struct domains *domains = runtime->domains;
+    struct qmp_call *call = calloc(1, sizeof(*call));
+    struct pv_error error = {0};
+    if (call && runtime->qmp) {
+        call->domains = domains;
+        snprintf(call->uuid, sizeof(call->uuid), "%s", runtime->uuid);
+        call->callback = callback;
+        call->context = context;
+        if (qmp_connection_execute(runtime->qmp, command, arguments,
+                                   timeout_ms > 0 ? timeout_ms : domains->config->qmp_timeout_ms,
+                                   on_qmp_call_reply, call, &error) == 0)
+            return;
+    }
+    free(call);
+    struct qmp_connection_reply reply = {
+        .status = -ECONNRESET,
+        .error_desc = error.message[0] ? error.message : "the QMP monitor is not connected",
+    };
+    callback(domains, runtime->uuid, &reply, context);
+}
+
+struct simple_request {
+    domains_done_fn done;
+    void *opaque;
+    char step[32];
+};
+
+static void reply_qmp_failure(domains_done_fn done, void *opaque, const char *step,
+                              const struct qmp_connection_reply *reply)
+{
+    char message[1024];
+    const char *code = "qmp-error";
+    if (reply->status == -ETIMEDOUT) {
+        code = "timeout";
+        snprintf(message, sizeof(message), "%s: no reply from the VMM in time", step);
+    } else if (reply->status == -ECONNRESET) {
+        code = "not-running";
+        snprintf(message, sizeof(message), "%s: %s", step,
+                 reply->error_desc ? reply->error_desc : "the QMP connection was lost");
+    } else {
+        snprintf(message, sizeof(message), "%s: %s", step,
+                 reply->error_desc ? reply->error_desc : "QMP error");
+    }
+    struct domains_result result = {
+        .code = code,
+        .message = message,
+        .qmp_class = reply->status == -EREMOTEIO ? reply->error_class : NULL,
+        .step = step,
+    };
+    done(opaque, &result);
+}
+
+/* ---------------------------------------------------------------- create/free --- */
+
+static void on_device_removed(void *opaque, const char *domain_uuid,
+                              const struct domain_device *device);
+
+struct domains *domains_create(struct event_base *base, struct store *store,
+                               const struct daemon_config *config, domains_event_fn event,
+                               void *event_opaque, struct pv_error *error)
+{
+    struct domains *domains = calloc(1, sizeof(*domains));
+    if (domains == NULL) {
+        pv_error_set(error, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    domains->base = base;
+    domains->store = store;
+    domains->config = config;
+    domains->event = event;
+    domains->event_opaque = event_opaque;
+    struct hotplug_config hotplug_config = {
+        .qmp_timeout_ms = config->qmp_timeout_ms,
+        .detach_timeout_ms = config->detach_timeout_ms,
+        .device_removed = on_device_removed,
+        .opaque = domains,
+    };
+    domains->hotplug = hotplug_manager_create(base, store, &hotplug_config, error);
+    if (domains->hotplug == NULL) {
+        free(domains);
+        return NULL;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/domains", config->run_dir);
+    int rc = make_directory(path, 0700);
+    if (rc < 0) {
+        pv_error_set_errno(error, rc, "cannot create %s", path);
+        hotplug_manager_destroy(domains->hotplug);
+        free(domains);
+        return NULL;
+    }
+    return domains;
+}
+
+void domains_free(struct domains *domains)
+{
+    if (domains == NULL)
+        return;
+    while (domains->runtimes) {
+        struct runtime *runtime = domains->runtimes;
+        domains->runtimes = runtime->next;
+        runtime->stopping = true; /* the VMM keeps running: only our side goes */
+        if (runtime->qmp) {
+            struct qmp_connection *qmp = runtime->qmp;
+            runtime->qmp = NULL;
+            qmp_connection_close(qmp);
+        }
+        free_waiter_list(&runtime->start_waiters, "internal", "the daemon is stopping");
+        free_waiter_list(&runtime->stop_waiters, "internal", "the daemon is stopping");
+        runtime_free(runtime);
+    }
+    hotplug_manager_destroy(domains->hotplug);
+    while (domains->reasons) {
+        struct stop_reason *reason = domains->reasons;
+        domains->reasons = reason->next;
+        free(reason);
+    }
+    free(domains);
+}
+
+/* -------------------------------------------------------------------- define --- */
+
+void domains_define(struct domains *domains, const char *xml, domains_done_fn done, void *opaque)
+{
+    struct pv_error error = {0};
+    struct domain_definition *definition = parse_definition(domains, xml, &error);
+    if (definition == NULL) {
+        reply_error(done, opaque, xml_error_code(&error), "%s", error.message);
+        return;
+    }
+    if (assign_addresses(definition, &error) < 0) {
+        reply_error(done, opaque, "invalid-argument", "%s", error.message);
+        domain_definition_free(definition);
+        return;
+    }
+    struct store_domain by_uuid, by_name;
+    bool uuid_known = store_domain_get(domains->store, definition->uuid, &by_uuid, NULL) == 0 &&
+                      strcasecmp(by_uuid.uuid, definition->uuid) == 0;
+    if (!uuid_known && by_uuid.name == NULL)
+        memset(&by_uuid, 0, sizeof(by_uuid));
+    else if (!uuid_known)
+        store_domain_clear(&by_uuid);
+    bool name_known = store_domain_get(domains->store, definition->name, &by_name, NULL) == 0 &&
+                      strcmp(by_name.name, definition->name) == 0;
+    if (!name_known && by_name.name)
+        store_domain_clear(&by_name);
+    int rc = 0;
+    if (uuid_known && strcmp(by_uuid.name, definition->name) != 0) {
+        reply_error(done, opaque, "domain-exists", "domain '%s' is already defined with uuid %s",
+                    by_uuid.name, definition->uuid);
+        rc = -EEXIST;
+    } else if (!uuid_known && name_known) {
+        reply_error(done, opaque, "domain-exists", "domain '%s' already exists with uuid %s",
+                    definition->name, by_name.uuid);
+        rc = -EEXIST;
+    }
+    if (rc == 0) {
+        char *persistent_xml = domain_xml_format(definition, false, &error);
+        if (persistent_xml == NULL) {
+            reply_error(done, opaque, "internal", "%s", error.message);
+            rc = -ENOMEM;
+        } else if (uuid_known) {
+            /* Redefinition (libvirt's behaviour): the new persistent definition is used
+             * from the next start; a running VM keeps its live definition. */
+            free(by_uuid.persistent_xml);
+            by_uuid.persistent_xml = persistent_xml;
+            by_uuid.persistent = true;
+            rc = store_domain_put(domains->store, &by_uuid, &error);
+        } else {
+            struct store_domain row = {0};
+            snprintf(row.uuid, sizeof(row.uuid), "%s", definition->uuid);
+            row.name = definition->name;
+            row.persistent_xml = persistent_xml;
+            row.state = STORE_DOMAIN_SHUTOFF;
+            row.persistent = true;
+            rc = store_domain_add(domains->store, &row, &error);
+            free(persistent_xml);
+        }
+        if (rc < 0 && rc != -EEXIST) {
+            reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+        } else if (rc == -EEXIST) {
+            reply_error(done, opaque, "domain-exists", "%s", error.message);
+        } else {
+            emit_event(domains, definition->uuid, definition->name, "lifecycle",
+                       uuid_known ? "defined: updated" : "defined: added");
+            struct json_writer writer;
+            json_writer_init(&writer, false);
+            json_writer_begin_object(&writer);
+            json_writer_member_string(&writer, "uuid", definition->uuid);
+            json_writer_member_string(&writer, "name", definition->name);
+            json_writer_end_object(&writer);
+            reply_writer(done, opaque, &writer);
+        }
+    }
+    if (uuid_known)
+        store_domain_clear(&by_uuid);
+    if (name_known)
+        store_domain_clear(&by_name);
+    domain_definition_free(definition);
+}
+
+/* ------------------------------------------------------------------ undefine --- */
+
+static void delete_domain(struct domains *domains, const char *uuid, const char *name,
+                          domains_done_fn done, void *opaque)
+{
+    struct pv_error error = {0};
+    int rc = store_domain_delete(domains->store, uuid, &error);
+    if (rc < 0) {
+        reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+        return;
+    }
+    emit_event(domains, uuid, name, "lifecycle", "undefined");
+    reply_ok(done, opaque, "{}");
+}
+
+struct undefine_request {
+    struct domains *domains;
+    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
+    char *name;
+    domains_done_fn done;
+    void *opaque;
+};
+
+static void on_undefine_destroyed(void *opaque, const struct domains_result *result)
+{
+    struct undefine_request *request = opaque;
+    if (result->code)
+        request->done(request->opaque, result);
+    else
+        delete_domain(request->domains, request->uuid, request->name, request->done,
+                      request->opaque);
+    free(request->name);
+    free(request);
+}
+
+void domains_undefine(struct domains *domains, const char *key, bool managed, domains_done_fn done,
+                      void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    struct runtime *runtime = find_runtime(domains, row.uuid);
+    if (runtime && !managed) {
+        reply_error(done, opaque, "already-running",
+                    "Requested operation is not valid: domain '%s' is running; destroy it "
+                    "first or undefine with managed",
+                    row.name);
+    } else if (runtime) {
+        struct undefine_request *request = calloc(1, sizeof(*request));
+        if (request == NULL) {
+            reply_error(done, opaque, "internal", "out of memory");
+        } else {
+            request->domains = domains;
+            snprintf(request->uuid, sizeof(request->uuid), "%s", row.uuid);
+            request->name = strdup(row.name);
+            request->done = done;
+            request->opaque = opaque;
+            domains_destroy(domains, row.uuid, on_undefine_destroyed, request);
+        }
+    } else {
+        delete_domain(domains, row.uuid, row.name, done, opaque);
+    }
+    store_domain_clear(&row);
+}
+
+/* --------------------------------------------------------------------- start --- */
+
+static int add_waiter(struct waiter **list, struct runtime *runtime, domains_done_fn done,
+                      void *opaque)
+{
+    struct waiter *waiter = calloc(1, sizeof(*waiter));
+    if (waiter == NULL)
+        return -ENOMEM;
+    waiter->runtime = runtime;
+    waiter->done = done;
+    waiter->opaque = opaque;
+    waiter->next = *list;
+    *list = waiter;
+    return 0;
+}
+
+static void kill_runtime(struct runtime *runtime, int signal_number)
+{
+    if (syscall(SYS_pidfd_send_signal, runtime->pidfd, signal_number, NULL, 0) < 0 &&
+        errno != ESRCH)
+        pv_log_warning("domain %s: cannot signal VMM %d: %s", runtime->name, (int)runtime->pid,
+                       strerror(errno));
+}
+
+static void on_started_cont(struct domains *domains, const char *uuid,
+                            const struct qmp_connection_reply *reply, void *context)
+{
+    struct runtime *runtime = find_runtime(domains, uuid);
+    if (runtime == NULL || runtime->stopping)
+        return; /* runtime_stop answered the waiters */
+    if (reply->status < 0) {
+        char message[700];
+        snprintf(message, sizeof(message), "cont failed: %s",
+                 reply->error_desc ? reply->error_desc : strerror(-reply->status));
+        free_waiter_list(&runtime->start_waiters, "qmp-error", message);
+        runtime->destroying = true;
+        kill_runtime(runtime, SIGKILL);
+        return;
+    }
+    runtime->state = STORE_DOMAIN_RUNNING;
+    struct pv_error error = {0};
+    if (save_domain(domains, runtime, NULL, &error) < 0)
+        pv_log_error("domain %s: %s", runtime->name, error.message);
+    emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "started: booted");
+    free_waiter_list(&runtime->start_waiters, NULL, NULL);
+}
+
+static void reconcile_after_restore(struct runtime *runtime);
+
+static void on_qmp_ready(void *opaque, int status, const char *message)
+{
+    struct runtime *runtime = opaque;
+    if (runtime->stopping)
+        return;
+    if (status < 0) {
+        pv_log_error("domain %s: QMP: %s", runtime->name, message ? message : "failed");
+        if (runtime->start_waiters) {
+            char text[700];
+            snprintf(text, sizeof(text), "cannot connect to the VMM's QMP socket: %s",
+                     message ? message : strerror(-status));
+            free_waiter_list(&runtime->start_waiters, "internal", text);
+            runtime->destroying = true;
+            kill_runtime(runtime, SIGKILL);
+        }
+        return;
+    }
+    runtime->qmp_ready = true;
+    if (runtime->restored) {
+        reconcile_after_restore(runtime);
+        return;
+    }
+    runtime_execute(runtime, "cont", NULL, 0, on_started_cont, NULL);
+}
+
+static int spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *error)
+{
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+        return pv_error_set_errno(error, -errno, "pipe");
+    int log_fd = open(runtime->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd < 0) {
+        int rc = pv_error_set_errno(error, -errno, "cannot open %s", runtime->log_path);
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        return rc;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int rc = pv_error_set_errno(error, -errno, "fork");
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        close(log_fd);
+        return rc;
+    }
+    if (pid == 0) {
+        /* Child: its own session so that the daemon's death (or a signal to its process
+         * group) never takes the VM with it. Only async-signal-safe calls from here on. */
+        int report = pipe_fds[1];
+        setsid();
+        int null_fd = open("/dev/null", O_RDONLY);
+        if (null_fd >= 0 && null_fd != STDIN_FILENO) {
+            dup2(null_fd, STDIN_FILENO);
+            close(null_fd);
+        }
+        dup2(log_fd, STDOUT_FILENO);
+        dup2(log_fd, STDERR_FILENO);
+        if (report != 3) {
+            dup3(report, 3, O_CLOEXEC);
+            report = 3;
+        }
+        syscall(SYS_close_range, 4, ~0U, 0);
+        struct sigaction action = {.sa_handler = SIG_DFL};
+        for (int sig = 1; sig < NSIG; sig++)
+            sigaction(sig, &action, NULL);
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigprocmask(SIG_SETMASK, &mask, NULL);
+        execv(argv[0], argv);
+        int code = errno;
+        ssize_t ignored = write(report, &code, sizeof(code));
+        (void)ignored;
+        _exit(127);
+    }
+    close(pipe_fds[1]);
+    close(log_fd);
+    int code = 0;
+    ssize_t length;
+    do {
+        length = read(pipe_fds[0], &code, sizeof(code));
+    } while (length < 0 && errno == EINTR);
+    close(pipe_fds[0]);
+    if (length == (ssize_t)sizeof(code)) {
+        waitpid(pid, NULL, 0);
+        return pv_error_set_errno(error, -code, "cannot execute %s", argv[0]);
+    }
+    runtime->pid = pid;
+    runtime->child = true;
+    return 0;
+}
+
+static int runtime_watch(struct runtime *runtime, struct pv_error *error)
+{
+    runtime->pidfd = pidfd_open_process(runtime->pid);
+    if (runtime->pidfd < 0)
+        return pv_error_set_errno(error, -errno, "pidfd_open(%d)", (int)runtime->pid);
+    runtime->pidfd_event = event_new(runtime->domains->base, runtime->pidfd, EV_READ | EV_PERSIST,
+                                     on_process_exit, runtime);
+    if (runtime->pidfd_event == NULL || event_add(runtime->pidfd_event, NULL) < 0)
+        return pv_error_set(error, -ENOMEM, "cannot watch the VMM process");
+    return 0;
+}
+
+static int runtime_connect(struct runtime *runtime, struct pv_error *error)
+{
+    struct qmp_connection_callbacks callbacks = {
+        .ready = on_qmp_ready,
+        .event = on_qmp_event,
+        .closed = on_qmp_closed,
+        .opaque = runtime,
+    };
+    runtime->qmp = qmp_connection_open(runtime->domains->base, runtime->qmp_path,
+                                       QMP_CONNECT_TIMEOUT_MS, &callbacks, error);
+    return runtime->qmp ? 0 : (error && error->code ? error->code : -EIO);
+}
+
+static struct runtime *runtime_new(struct domains *domains, const char *uuid, const char *name)
+{
+    struct runtime *runtime = calloc(1, sizeof(*runtime));
+    if (runtime == NULL)
+        return NULL;
+    runtime->domains = domains;
+    runtime->pidfd = -1;
+    snprintf(runtime->uuid, sizeof(runtime->uuid), "%s", uuid);
+    runtime->name = strdup(name);
+    char directory[PATH_MAX - 32];
+    domain_directory(domains, name, directory, sizeof(directory));
+    snprintf(runtime->qmp_path, sizeof(runtime->qmp_path), "%s/qmp.sock", directory);
+    snprintf(runtime->pidfile_path, sizeof(runtime->pidfile_path), "%s/vmm.pid", directory);
+    snprintf(runtime->log_path, sizeof(runtime->log_path), "%s/vmm.log", directory);
+    if (runtime->name == NULL) {
+        free(runtime);
+        return NULL;
+    }
+    return runtime;
+}
+
+static int preflight_disk(const struct domain_disk *disk, struct pv_error *error)
+{
+    const char *target = disk->target_dev ? disk->target_dev : "?";
+    if (disk->source == NULL)
+        return pv_error_set(error, -EINVAL, "disk '%s' has no source", target);
+    struct stat status;
+    if (stat(disk->source, &status) < 0)
+        return pv_error_set_errno(error, -errno, "disk '%s': cannot access source '%s'", target,
+                                  disk->source);
+    if (disk->type == DOMAIN_DISK_FILE && !S_ISREG(status.st_mode))
+        return pv_error_set(error, -EINVAL, "disk '%s': source '%s' is not a regular file", target,
+                            disk->source);
+    if (disk->type == DOMAIN_DISK_BLOCK && !S_ISBLK(status.st_mode))
+        return pv_error_set(error, -EINVAL, "disk '%s': source '%s' is not a block device", target,
+                            disk->source);
+    if (access(disk->source, disk->readonly ? R_OK : R_OK | W_OK) < 0)
+        return pv_error_set_errno(error, -errno, "disk '%s': source '%s' is not %s", target,
+                                  disk->source, disk->readonly ? "readable" : "read-writable");
+    return 0;
+}
+
+void domains_start(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    struct pv_error error = {0};
+    struct domain_definition *definition = NULL;
+    struct runtime *runtime = NULL;
+    char **argv = NULL;
+    if (find_runtime(domains, row.uuid)) {
+        reply_error(done, opaque, "already-running",
+                    "Requested operation is not valid: domain is already running");
+        goto out;
+    }
+    if (row.persistent_xml == NULL) {
+        reply_error(done, opaque, "internal", "domain '%s' has no definition", row.name);
+        goto out;
+    }
+    definition = parse_definition(domains, row.persistent_xml, &error);
+    if (definition == NULL) {
+        reply_error(done, opaque, xml_error_code(&error), "stored definition: %s", error.message);
+        goto out;
+    }
+    if (assign_addresses(definition, &error) < 0 || assign_aliases(definition, &error) < 0) {
+        reply_error(done, opaque, "invalid-argument", "%s", error.message);
+        goto out;
+    }
+    const char *emulator = definition->emulator ? definition->emulator : domains->config->vmm_path;
+    if (emulator == NULL || access(emulator, X_OK) < 0) {
+        reply_error(done, opaque, "preflight-failed", "emulator '%s' is not executable: %s",
+                    emulator ? emulator : "(none)", strerror(errno));
+        goto out;
+    }
+    for (size_t i = 0; i < definition->disk_count; i++) {
+        if (preflight_disk(&definition->disks[i], &error) < 0) {
+            reply_error(done, opaque, "preflight-failed", "%s", error.message);
+            goto out;
+        }
+    }
+    runtime = runtime_new(domains, row.uuid, row.name);
+    if (runtime == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        goto out;
+    }
+    char directory[PATH_MAX - 32];
+    domain_directory(domains, row.name, directory, sizeof(directory));
+    int rc = make_directory(directory, 0700);
+    if (rc < 0) {
+        reply_error(done, opaque, "internal", "cannot create %s: %s", directory, strerror(-rc));
+        goto out;
+    }
+    unlink(runtime->qmp_path);
+    unlink(runtime->pidfile_path);
+    char serial_path[PATH_MAX];
+    snprintf(serial_path, sizeof(serial_path), "%s/serial.log", directory);
+    struct vmm_argv_paths paths = {
+        .emulator = emulator,
+        .qmp_socket = runtime->qmp_path,
+        .serial_log = serial_path,
+        .pidfile = runtime->pidfile_path,
+    };
+    argv = vmm_argv_build(definition, &paths, &error);
+    if (argv == NULL) {
+        reply_error(done, opaque,
+                    strncmp(error.message, "unsupported", 11) == 0 ? "unsupported" : "internal",
+                    "%s", error.message);
+        goto out;
+    }
+    char *line = vmm_argv_to_string(argv);
+    pv_log_info("domain %s: starting %s", row.name, line ? line : argv[0]);
+    free(line);
+    if (spawn_vmm(runtime, argv, &error) < 0) {
+        reply_error(done, opaque, "internal", "%s", error.message);
+        goto out;
+    }
+    runtime->start_time = process_start_time(runtime->pid);
+    runtime->live = definition;
+    definition = NULL;
+    runtime->state = STORE_DOMAIN_PAUSED;
+    runtime->next = domains->runtimes;
+    domains->runtimes = runtime;
+    struct runtime *started = runtime;
+    runtime = NULL;
+    if (add_waiter(&started->start_waiters, started, done, opaque) < 0) {
+        reply_error(done, opaque, "internal", "out of memory");
+        started->destroying = true;
+    }
+    if (save_domain(domains, started, NULL, &error) < 0)
+        pv_log_error("domain %s: %s", started->name, error.message);
+    if (runtime_watch(started, &error) < 0 || runtime_connect(started, &error) < 0) {
+        pv_log_error("domain %s: %s", started->name, error.message);
+        char message[700];
+        snprintf(message, sizeof(message), "%s", error.message);
+        free_waiter_list(&started->start_waiters, "internal", message);
+        started->destroying = true;
+        if (started->pidfd >= 0)
+            kill_runtime(started, SIGKILL);
+        else
+            kill(started->pid, SIGKILL);
+    }
+out:
+    vmm_argv_free(argv);
+    if (runtime)
+        runtime_free(runtime);
+    if (definition)
+        domain_definition_free(definition);
+    store_domain_clear(&row);
+}
+
+/* ---------------------------------------------------------- destroy/shutdown --- */
+
+static void on_kill_timer(evutil_socket_t fd, short what, void *opaque)
+{
+    struct runtime *runtime = opaque;
+    pv_log_warning("domain %s: the VMM did not exit, sending SIGKILL", runtime->name);
+    kill_runtime(runtime, SIGKILL);
+}
+
+static void on_quit_reply(struct domains *domains, const char *uuid,
+                          const struct qmp_connection_reply *reply, void *context)
+{
+    struct runtime *runtime = find_runtime(domains, uuid);
+    if (runtime && !runtime->stopping && reply->status < 0)
+        kill_runtime(runtime, SIGTERM);
+}
+
+static struct runtime *running_runtime(struct domains *domains, const char *key,
+                                       domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return NULL;
+    struct runtime *runtime = find_runtime(domains, row.uuid);
+    store_domain_clear(&row);
+    if (runtime == NULL || runtime->stopping)
+        reply_error(done, opaque, "not-running", NOT_RUNNING_MESSAGE);
+    return runtime && !runtime->stopping ? runtime : NULL;
+}
+
+void domains_destroy(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    if (runtime == NULL)
+        return;
+    if (add_waiter(&runtime->stop_waiters, runtime, done, opaque) < 0) {
+        reply_error(done, opaque, "internal", "out of memory");
+        return;
+    }
+    if (runtime->destroying)
+        return;
+    runtime->destroying = true;
+    if (runtime->qmp && runtime->qmp_ready)
+        runtime_execute(runtime, "quit", NULL, 1000, on_quit_reply, NULL);
+    else
+        kill_runtime(runtime, SIGTERM);
+    runtime->kill_timer = evtimer_new(domains->base, on_kill_timer, runtime);
+    struct timeval delay = {DESTROY_KILL_DELAY_MS / 1000, (DESTROY_KILL_DELAY_MS % 1000) * 1000};
+    if (runtime->kill_timer)
+        evtimer_add(runtime->kill_timer, &delay);
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *opaque)
+{
+    struct waiter *waiter = opaque;
+    struct runtime *runtime = waiter->runtime;
+    for (struct waiter **link = &runtime->stop_waiters; *link; link = &(*link)->next) {
+        if (*link == waiter) {
+            *link = waiter->next;
+            break;
+        }
+    }
+    event_free(waiter->timer);
+    reply_error(waiter->done, waiter->opaque, "timeout",
+                "the guest did not shut down in time (domain '%s' is still running)",
+                runtime->name);
+    free(waiter);
+}
+
+struct shutdown_request {
+    domains_done_fn done;
+    void *opaque;
+    int timeout_s;
+};
+
+static void on_powerdown_reply(struct domains *domains, const char *uuid,
+                               const struct qmp_connection_reply *reply, void *context)
+{
+    struct shutdown_request *request = context;
+    struct runtime *runtime = find_runtime(domains, uuid);
+    if (reply->status < 0 && !(runtime == NULL || runtime->stopping)) {
+        reply_qmp_failure(request->done, request->opaque, "system_powerdown", reply);
+    } else if (request->timeout_s < 0 || runtime == NULL || runtime->stopping) {
+        reply_ok(request->done, request->opaque, "{}");
+    } else if (add_waiter(&runtime->stop_waiters, runtime, request->done, request->opaque) < 0) {
+        reply_error(request->done, request->opaque, "internal", "out of memory");
+    } else {
+        struct waiter *waiter = runtime->stop_waiters;
+        waiter->timer = evtimer_new(domains->base, on_shutdown_timeout, waiter);
+        struct timeval delay = {request->timeout_s, 0};
+        if (waiter->timer)
+            evtimer_add(waiter->timer, &delay);
+    }
+    free(request);
+}
+
+void domains_shutdown(struct domains *domains, const char *key, int timeout_s, domains_done_fn done,
+                      void *opaque)
+{
+    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    if (runtime == NULL)
+        return;
+    struct shutdown_request *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        return;
+    }
+    request->done = done;
+    request->opaque = opaque;
+    request->timeout_s = timeout_s;
+    emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "shutdown: requested");
+    runtime_execute(runtime, "system_powerdown", NULL, 0, on_powerdown_reply, request);
+}
+
+/* reboot / suspend / resume: one QMP command each. */
+static void on_simple_reply(struct domains *domains, const char *uuid,
+                            const struct qmp_connection_reply *reply, void *context)
+{
+    struct simple_request *request = context;
+    if (reply->status < 0) {
+        reply_qmp_failure(request->done, request->opaque, request->step, reply);
+    } else {
+        struct runtime *runtime = find_runtime(domains, uuid);
+        if (runtime && strcmp(request->step, "stop") == 0)
+            set_runtime_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
+        else if (runtime && strcmp(request->step, "cont") == 0)
+            set_runtime_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
+        reply_ok(request->done, request->opaque, "{}");
+    }
+    free(request);
+}
+
+static void simple_command(struct domains *domains, const char *key, const char *command,
+                           domains_done_fn done, void *opaque)
+{
+    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    if (runtime == NULL)
+        return;
+    struct simple_request *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        return;
+    }
+    request->done = done;
+    request->opaque = opaque;
+    snprintf(request->step, sizeof(request->step), "%s", command);
+    runtime_execute(runtime, command, NULL, 0, on_simple_reply, request);
+}
+
+void domains_reboot(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    simple_command(domains, key, "system_reset", done, opaque);
+}
+
+void domains_suspend(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    simple_command(domains, key, "stop", done, opaque);
+}
+
+void domains_resume(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    simple_command(domains, key, "cont", done, opaque);
+}
+
+/* ------------------------------------------------------------------- queries --- */
+
+static bool state_is_active(enum store_domain_state state)
+{
+    return state == STORE_DOMAIN_RUNNING || state == STORE_DOMAIN_PAUSED ||
+           state == STORE_DOMAIN_SHUTDOWN;
+}
+
+void domains_list(struct domains *domains, bool all, domains_done_fn done, void *opaque)
+{
+    struct store_domain *rows = NULL;
+    size_t count = 0;
+    struct pv_error error = {0};
+    int rc = store_domain_list(domains->store, &rows, &count, &error);
+    if (rc < 0) {
+        reply_error(done, opaque, "internal", "%s", error.message);
+        return;
+    }
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_array(&writer);
+    for (size_t i = 0; i < count; i++) {
+        struct store_domain *row = &rows[i];
+        struct runtime *runtime = find_runtime(domains, row->uuid);
+        enum store_domain_state state = runtime ? runtime->state : row->state;
+        if (!all && !state_is_active(state))
+            continue;
+        json_writer_begin_object(&writer);
+        json_writer_key(&writer, "id");
+        if (runtime)
+            json_writer_int(&writer, runtime->pid);
+        else
+            json_writer_null(&writer);
+        json_writer_member_string(&writer, "name", row->name);
+        json_writer_member_string(&writer, "uuid", row->uuid);
+        json_writer_member_string(&writer, "state", store_domain_state_name(state));
+        json_writer_member_bool(&writer, "persistent", row->persistent);
+        json_writer_member_bool(&writer, "autostart", row->autostart);
+        json_writer_end_object(&writer);
+    }
+    json_writer_end_array(&writer);
+    store_domain_list_free(rows, count);
+    reply_writer(done, opaque, &writer);
+}
+
+/* The definition to show: live when running (unless inactive), else the persistent one.
+ * Replies on failure. The caller frees the result when *owned. */
+static struct domain_definition *current_definition(struct domains *domains,
+                                                    const struct store_domain *row, bool inactive,
+                                                    bool *owned, domains_done_fn done, void *opaque)
+{
+    struct runtime *runtime = find_runtime(domains, row->uuid);
+    if (runtime && runtime->live && !inactive) {
+        *owned = false;
+        return runtime->live;
+    }
+    struct pv_error error = {0};
+    *owned = true;
+    struct domain_definition *definition = parse_definition(domains, row->persistent_xml, &error);
+    if (definition == NULL)
+        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+    return definition;
+}
+
+void domains_info(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    bool owned = false;
+    struct domain_definition *definition =
+        current_definition(domains, &row, false, &owned, done, opaque);
+    if (definition) {
+        struct runtime *runtime = find_runtime(domains, row.uuid);
+        struct json_writer writer;
+        json_writer_init(&writer, false);
+        json_writer_begin_object(&writer);
+        json_writer_key(&writer, "id");
+        if (runtime)
+            json_writer_int(&writer, runtime->pid);
+        else
+            json_writer_null(&writer);
+        json_writer_member_string(&writer, "name", row.name);
+        json_writer_member_string(&writer, "uuid", row.uuid);
+        json_writer_member_string(&writer, "os_type",
+                                  definition->os_type ? definition->os_type : "hvm");
+        json_writer_member_string(&writer, "state",
+                                  store_domain_state_name(runtime ? runtime->state : row.state));
+        json_writer_member_uint(&writer, "vcpus", definition->vcpus_current);
+        json_writer_member_uint(&writer, "max_memory_kib", definition->memory_kib);
+        json_writer_member_uint(&writer, "memory_kib", definition->current_memory_kib);
+        json_writer_member_bool(&writer, "persistent", row.persistent);
+        json_writer_member_bool(&writer, "autostart", row.autostart);
+        json_writer_end_object(&writer);
+        reply_writer(done, opaque, &writer);
+        if (owned)
+            domain_definition_free(definition);
+    }
+    store_domain_clear(&row);
+}
+
+void domains_state(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    struct runtime *runtime = find_runtime(domains, row.uuid);
+    enum store_domain_state state = runtime ? runtime->state : row.state;
+    const char *reason = "unknown";
+    switch (state) {
+    case STORE_DOMAIN_RUNNING:
+        reason = runtime && runtime->restored ? "unknown" : "booted";
+        break;
+    case STORE_DOMAIN_PAUSED:
+        reason = runtime && runtime->start_waiters ? "starting up" : "user";
+        break;
+    case STORE_DOMAIN_SHUTDOWN:
+        reason = "user";
+        break;
+    case STORE_DOMAIN_SHUTOFF:
+    case STORE_DOMAIN_CRASHED:
+        reason = stop_reason(domains, row.uuid);
+        break;
+    }
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    json_writer_member_string(&writer, "state", store_domain_state_name(state));
+    json_writer_member_string(&writer, "reason", reason);
+    json_writer_end_object(&writer);
+    reply_writer(done, opaque, &writer);
+    store_domain_clear(&row);
+}
+
+void domains_xml(struct domains *domains, const char *key, bool inactive, domains_done_fn done,
+                 void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    struct runtime *runtime = find_runtime(domains, row.uuid);
+    struct pv_error error = {0};
+    char *xml = NULL;
+    if (runtime && runtime->live && !inactive)
+        xml = domain_xml_format(runtime->live, true, &error);
+    else
+        xml = row.persistent_xml ? strdup(row.persistent_xml) : NULL;
+    if (xml == NULL) {
+        reply_error(done, opaque, "internal", "%s",
+                    error.message[0] ? error.message : "no definition");
+    } else {
+        struct json_writer writer;
+        json_writer_init(&writer, false);
+        json_writer_begin_object(&writer);
+        json_writer_member_string(&writer, "xml", xml);
+        json_writer_end_object(&writer);
+        reply_writer(done, opaque, &writer);
+        free(xml);
+    }
+    store_domain_clear(&row);
+}
+
+void domains_set_autostart(struct domains *domains, const char *key, bool enabled,
+                           domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    row.autostart = enabled;
+    struct pv_error error = {0};
+    if (store_domain_put(domains->store, &row, &error) < 0)
+        reply_error(done, opaque, "internal", "%s", error.message);
+    else
+        reply_ok(done, opaque, "{}");
+    store_domain_clear(&row);
+}
+
+void domains_blklist(struct domains *domains, const char *key, bool inactive, domains_done_fn done,
+                     void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    bool owned = false;
+    struct domain_definition *definition =
+        current_definition(domains, &row, inactive, &owned, done, opaque);
+    if (definition) {
+        struct json_writer writer;
+        json_writer_init(&writer, false);
+        json_writer_begin_array(&writer);
+        for (size_t i = 0; i < definition->disk_count; i++) {
+            const struct domain_disk *disk = &definition->disks[i];
+            json_writer_begin_object(&writer);
+            json_writer_member_string(&writer, "target", disk->target_dev ? disk->target_dev : "");
+            json_writer_member_string(&writer, "source", disk->source ? disk->source : "-");
+            json_writer_member_string(&writer, "type",
+                                      disk->type == DOMAIN_DISK_BLOCK ? "block" : "file");
+            json_writer_member_string(&writer, "device",
+                                      disk->device == DOMAIN_DISK_DEVICE_CDROM ? "cdrom" : "disk");
+            json_writer_end_object(&writer);
+        }
+        json_writer_end_array(&writer);
+        reply_writer(done, opaque, &writer);
+        if (owned)
+            domain_definition_free(definition);
+    }
+    store_domain_clear(&row);
+}
+
+/* ------------------------------------------------------------ attach/detach --- */
+
+struct device_request {
+    struct domains *domains;
+    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
+    unsigned flags;
+    struct domain_device *device; /* resolved: alias, address, target */
+    domains_done_fn done;
+    void *opaque;
+};
+
+static void device_request_free(struct device_request *request)
+{
+    if (request->device)
+        domain_device_free(request->device);
+    free(request);
+}
+
+/* Resolves empty flags to "current" and checks --live against the domain's state. */
+static int resolve_flags(unsigned *flags, struct runtime *runtime, domains_done_fn done,
+                         void *opaque)
+{
+    if (*flags & DOMAINS_FLAG_LIVE_IF_RUNNING) {
+        *flags &= ~(unsigned)DOMAINS_FLAG_LIVE_IF_RUNNING;
+        if (runtime)
+            *flags |= DOMAINS_FLAG_LIVE;
+    }
+    if (*flags == 0)
+        *flags = runtime ? DOMAINS_FLAG_LIVE : DOMAINS_FLAG_CONFIG;
+    if ((*flags & DOMAINS_FLAG_LIVE) && runtime == NULL) {
+        reply_error(done, opaque, "not-running", NOT_RUNNING_MESSAGE);
+        return -EINVAL;
+    }
+    if ((*flags & DOMAINS_FLAG_LIVE) && !runtime->qmp_ready) {
+        reply_error(done, opaque, "busy",
+                    "domain is starting or being reconnected; try again in a moment");
+        return -EBUSY;
+    }
+    return 0;
+}
+
+static void write_device_result(struct json_writer *writer, const struct domain_disk *disk)
+{
+    char address[32];
+    snprintf(address, sizeof(address), "%04x:%02x:%02x.%x", disk->address.domain, disk->address.bus,
+             disk->address.slot, disk->address.function);
+    json_writer_begin_object(writer);
+    json_writer_member_string(writer, "device", disk->alias ? disk->alias : "");
+    json_writer_member_string(writer, "target", disk->target_dev ? disk->target_dev : "");
+    json_writer_member_string(writer, "address", address);
+    json_writer_end_object(writer);
+}
+
+/* Applies a finished attach to the definitions and the store. */
+static void finish_attach(struct device_request *request)
+{
+    struct domains *domains = request->domains;
+    struct pv_error error = {0};
+    struct runtime *runtime = find_runtime(domains, request->uuid);
+    struct domain_definition *persistent = NULL;
+    if (request->flags & DOMAINS_FLAG_CONFIG) {
+        struct store_domain row;
+        if (store_domain_get(domains->store, request->uuid, &row, &error) == 0) {
+            persistent = parse_definition(domains, row.persistent_xml, &error);
+            store_domain_clear(&row);
+        }
+        if (persistent == NULL ||
+            domain_definition_add_device(persistent, request->device, &error) < 0) {
+            reply_error(request->done, request->opaque, "internal",
+                        "the device was attached live but the persistent definition could "
+                        "not be updated: %s",
+                        error.message);
+            if (persistent)
+                domain_definition_free(persistent);
+            return;
+        }
+    }
+    bool live = (request->flags & DOMAINS_FLAG_LIVE) && runtime && runtime->live;
+    if (live && domain_definition_add_device(runtime->live, request->device, &error) < 0)
+        pv_log_error("domain %s: %s", runtime->name, error.message);
+    int rc = 0;
+    if (live || persistent) {
+        if (persistent && !live) {
+            /* --config only: save the persistent definition alone. */
+            rc = save_domain(domains, NULL, persistent, &error);
+        } else {
+            rc = save_domain(domains, runtime, persistent, &error);
+        }
+    }
+    if (persistent)
+        domain_definition_free(persistent);
+    if (rc < 0) {
+        reply_error(request->done, request->opaque, "internal", "%s", error.message);
+        return;
+    }
+    const struct domain_disk *disk = &request->device->disk;
+    if (live) {
+        char detail[256];
+        snprintf(detail, sizeof(detail), "%s (%s) at %02x.%x", disk->target_dev, disk->alias,
+                 disk->address.slot, disk->address.function);
+        emit_event(domains, runtime->uuid, runtime->name, "device-added", detail);
+    }
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    write_device_result(&writer, disk);
+    reply_writer(request->done, request->opaque, &writer);
+}
+
+static void reply_hotplug_failure(struct device_request *request,
+                                  const struct hotplug_result *result)
+{
+    struct domains_result reply = {
+        .code = result->code[0] ? result->code : "internal",
+        .message = result->message[0] ? result->message : strerror(-result->status),
+        .qmp_class = result->qmp_class[0] ? result->qmp_class : NULL,
+        .step = result->step[0] ? result->step : NULL,
+    };
+    request->done(request->opaque, &reply);
+}
+
+static void on_attach_done(void *opaque, const struct hotplug_result *result)
+{
+    struct device_request *request = opaque;
+    if (result->status < 0)
+        reply_hotplug_failure(request, result);
+    else
+        finish_attach(request);
+    device_request_free(request);
+}
+
+static bool alias_taken(const struct domain_definition *definition, const char *alias)
+{
+    if (definition == NULL || alias == NULL)
+        return false;
+    for (size_t i = 0; i < definition->disk_count; i++)
+        if (definition->disks[i].alias && strcmp(definition->disks[i].alias, alias) == 0)
+            return true;
+    return false;
+}
+
+void domains_attach_device(struct domains *domains, const char *key, const char *xml,
+                           unsigned flags, domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    struct pv_error error = {0};
+    struct domain_device *device = NULL;
+    struct domain_definition *persistent = NULL;
+    struct runtime *runtime = find_runtime(domains, row.uuid);
+    if (runtime && runtime->stopping)
+        runtime = NULL;
+    if (resolve_flags(&flags, runtime, done, opaque) < 0)
+        goto out;
+    device =
+        xml ? domain_xml_parse_device(xml, strlen(xml), domains->config->schema_dir, &error) : NULL;
+    if (device == NULL) {
+        reply_error(done, opaque, xml ? xml_error_code(&error) : "invalid-argument", "%s",
+                    xml ? error.message : "missing parameter 'xml'");
+        goto out;
+    }
+    if (device->kind != DOMAIN_DEVICE_DISK) {
+        reply_error(done, opaque, "unsupported",
+                    "unsupported: only <disk> devices can be attached so far");
+        goto out;
+    }
+    struct domain_disk *disk = &device->disk;
+    if ((flags & DOMAINS_FLAG_LIVE) && disk->target_bus != DOMAIN_DISK_BUS_VIRTIO) {
+        reply_error(done, opaque, "unsupported",
+                    "unsupported: only bus='virtio' disks can be hot-plugged so far");
+        goto out;
+    }
+    persistent = parse_definition(domains, row.persistent_xml, &error);
+    if (persistent == NULL) {
+        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+        goto out;
+    }
+    /* Preflight: everything that can fail is checked before the guest is touched. */
+    if (disk->target_dev == NULL || domains_disk_index(disk->target_dev) < 0) {
+        reply_error(done, opaque, "preflight-failed",
+                    "disk target '%s' is not a virtio disk name (vda, vdb, ...)",
+                    disk->target_dev ? disk->target_dev : "");
+        goto out;
+    }
+    if (((flags & DOMAINS_FLAG_LIVE) && domain_find_disk(runtime->live, disk->target_dev)) ||
+        ((flags & DOMAINS_FLAG_CONFIG) && domain_find_disk(persistent, disk->target_dev))) {
+        reply_error(done, opaque, "preflight-failed",
+                    "target %s already exists in the %s definition", disk->target_dev,
+                    (flags & DOMAINS_FLAG_LIVE) && domain_find_disk(runtime->live, disk->target_dev)
+                        ? "live"
+                        : "persistent");
+        goto out;
+    }
+    if (preflight_disk(disk, &error) < 0) {
+        reply_error(done, opaque, "preflight-failed", "%s", error.message);
+        goto out;
+    }
+    char *alias = disk_alias(disk);
+    if (alias == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        goto out;
+    }
+    free(disk->alias);
+    disk->alias = alias;
+    if ((flags & DOMAINS_FLAG_LIVE) && alias_taken(runtime->live, alias)) {
+        reply_error(done, opaque, "preflight-failed", "device alias '%s' is already in use", alias);
+        goto out;
+    }
+    bool used[32] = {false};
+    used[0] = true;
+    if (flags & DOMAINS_FLAG_LIVE)
+        collect_used_slots(runtime->live, used);
+    if (flags & DOMAINS_FLAG_CONFIG)
+        collect_used_slots(persistent, used);
+    if (disk->address.type == DOMAIN_ADDRESS_PCI) {
+        if (disk->address.bus != 0 || disk->address.function != 0 ||
+            disk->address.slot < DOMAINS_FIRST_PCI_SLOT ||
+            disk->address.slot > DOMAINS_LAST_PCI_SLOT || used[disk->address.slot]) {
+            reply_error(done, opaque, "preflight-failed",
+                        "PCI address %04x:%02x:%02x.%x is not free", disk->address.domain,
+                        disk->address.bus, disk->address.slot, disk->address.function);
+            goto out;
+        }
+    } else {
+        int slot = first_free_slot(used);
+        if (slot < 0) {
+            reply_error(done, opaque, "preflight-failed", "no free PCI slot left");
+            goto out;
+        }
+        set_pci_address(&disk->address, (unsigned)slot);
+    }
+    struct device_request *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        goto out;
+    }
+    request->domains = domains;
+    snprintf(request->uuid, sizeof(request->uuid), "%s", row.uuid);
+    request->flags = flags;
+    request->device = device;
+    request->done = done;
+    request->opaque = opaque;
+    device = NULL;
+    if (flags & DOMAINS_FLAG_LIVE) {
+        if (hotplug_attach(domains->hotplug, row.uuid, runtime->qmp, request->device,
+                           on_attach_done, request, &error) < 0) {
+            reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
+                        error.message);
+            device_request_free(request);
+        }
+    } else {
+        finish_attach(request);
+        device_request_free(request);
+    }
+out:
+    if (device)
+        domain_device_free(device);
+    if (persistent)
+        domain_definition_free(persistent);
+    store_domain_clear(&row);
+}
+
+/* Removes a disk from the live definition (if still there) and saves it. */
+static bool remove_live_disk(struct runtime *runtime, const char *target_dev)
+{
+    if (runtime == NULL || runtime->live == NULL || target_dev == NULL ||
+        domain_find_disk(runtime->live, target_dev) == NULL)
+        return false;
+    struct domain_device key = {.kind = DOMAIN_DEVICE_DISK};
+    key.disk.target_dev = (char *)target_dev;
+    struct pv_error error = {0};
+    if (domain_definition_remove_device(runtime->live, &key, &error) < 0) {
+        pv_log_error("domain %s: %s", runtime->name, error.message);
+        return false;
+    }
+    return true;
+}
+
+static void on_device_removed(void *opaque, const char *domain_uuid,
+                              const struct domain_device *device)
+{
+    struct domains *domains = opaque;
+    struct runtime *runtime = find_runtime(domains, domain_uuid);
+    if (runtime == NULL || device->kind != DOMAIN_DEVICE_DISK)
+        return;
+    if (remove_live_disk(runtime, device->disk.target_dev)) {
+        struct pv_error error = {0};
+        if (save_domain(domains, runtime, NULL, &error) < 0)
+            pv_log_error("domain %s: %s", runtime->name, error.message);
+        char detail[256];
+        snprintf(detail, sizeof(detail), "%s (%s)", device->disk.target_dev,
+                 device->disk.alias ? device->disk.alias : "");
+        emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
+    }
+}
+
+/* Removes the disk from the persistent definition (--config part of a detach). */
+static int remove_persistent_disk(struct domains *domains, const char *uuid, const char *target_dev,
+                                  struct domain_definition **out, struct pv_error *error)
+{
+    struct store_domain row;
+    int rc = store_domain_get(domains->store, uuid, &row, error);
+    if (rc < 0)
+        return rc;
+    struct domain_definition *persistent = parse_definition(domains, row.persistent_xml, error);
+    store_domain_clear(&row);
+    if (persistent == NULL)
+        return -EINVAL;
+    struct domain_device key = {.kind = DOMAIN_DEVICE_DISK};
+    key.disk.target_dev = (char *)target_dev;
+    rc = domain_definition_remove_device(persistent, &key, error);
+    if (rc < 0) {
+        domain_definition_free(persistent);
+        return rc;
+    }
+    *out = persistent;
+    return 0;
+}
+
+static void finish_detach(struct device_request *request, bool pending)
+{
+    struct domains *domains = request->domains;
+    struct pv_error error = {0};
+    struct runtime *runtime = find_runtime(domains, request->uuid);
+    const char *target = request->device->disk.target_dev;
+    struct domain_definition *persistent = NULL;
+    if ((request->flags & DOMAINS_FLAG_CONFIG) &&
+        remove_persistent_disk(domains, request->uuid, target, &persistent, &error) < 0) {
+        reply_error(request->done, request->opaque, "internal",
+                    "the persistent definition could not be updated: %s", error.message);
+        return;
+    }
+    bool removed_live =
+        !pending && (request->flags & DOMAINS_FLAG_LIVE) && remove_live_disk(runtime, target);
+    int rc = 0;
+    if (removed_live || persistent)
+        rc = save_domain(domains, removed_live ? runtime : NULL, persistent, &error);
+    if (persistent)
+        domain_definition_free(persistent);
+    if (rc < 0) {
+        reply_error(request->done, request->opaque, "internal", "%s", error.message);
+        return;
+    }
+    if (removed_live) {
+        char detail[256];
+        snprintf(detail, sizeof(detail), "%s (%s)", target,
+                 request->device->disk.alias ? request->device->disk.alias : "");
+        emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
+    }
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    if (pending) {
+        char message[256];
+        snprintf(message, sizeof(message), "detach requested; the guest has not released %s yet",
+                 target);
+        json_writer_member_string(&writer, "status", "pending");
+        json_writer_member_string(&writer, "message", message);
+    } else {
+        json_writer_member_string(&writer, "status", "detached");
+    }
+    json_writer_end_object(&writer);
+    reply_writer(request->done, request->opaque, &writer);
+}
+
+static void on_detach_done(void *opaque, const struct hotplug_result *result)
+{
+    struct device_request *request = opaque;
+    if (result->status < 0 && !result->pending)
+        reply_hotplug_failure(request, result);
+    else
+        finish_detach(request, result->pending);
+    device_request_free(request);
+}
+
+void domains_detach_device(struct domains *domains, const char *key, const char *xml,
+                           unsigned flags, int timeout_ms, domains_done_fn done, void *opaque)
+{
+    struct store_domain row;
+    if (lookup(domains, key, &row, done, opaque) < 0)
+        return;
+    struct pv_error error = {0};
+    struct domain_device *device = NULL;
+    struct domain_definition *persistent = NULL;
+    struct runtime *runtime = find_runtime(domains, row.uuid);
+    if (runtime && runtime->stopping)
+        runtime = NULL;
+    if (resolve_flags(&flags, runtime, done, opaque) < 0)
+        goto out;
+    device =
+        xml ? domain_xml_parse_device(xml, strlen(xml), domains->config->schema_dir, &error) : NULL;
+    if (device == NULL) {
+        reply_error(done, opaque, xml ? xml_error_code(&error) : "invalid-argument", "%s",
+                    xml ? error.message : "missing parameter 'xml'");
+        goto out;
+    }
+    if (device->kind != DOMAIN_DEVICE_DISK || device->disk.target_dev == NULL) {
+        reply_error(done, opaque, "unsupported",
+                    "unsupported: only <disk> devices (with <target dev=...>) can be detached "
+                    "so far");
+        goto out;
+    }
+    const char *target = device->disk.target_dev;
+    persistent = parse_definition(domains, row.persistent_xml, &error);
+    if (persistent == NULL) {
+        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+        goto out;
+    }
+    struct domain_disk *live_disk =
+        (flags & DOMAINS_FLAG_LIVE) ? domain_find_disk(runtime->live, target) : NULL;
+    if ((flags & DOMAINS_FLAG_LIVE) && live_disk == NULL) {
+        reply_error(done, opaque, "invalid-argument",
+                    "no disk with target %s in the live "
+                    "definition",
+                    target);
+        goto out;
+    }
+    if ((flags & DOMAINS_FLAG_CONFIG) && domain_find_disk(persistent, target) == NULL) {
+        reply_error(done, opaque, "invalid-argument",
+                    "no disk with target %s in the persistent definition", target);
+        goto out;
+    }
+    struct device_request *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        goto out;
+    }
+    request->domains = domains;
+    snprintf(request->uuid, sizeof(request->uuid), "%s", row.uuid);
+    request->flags = flags;
+    request->done = done;
+    request->opaque = opaque;
+    if (live_disk) {
+        struct domain_device resolved = {.kind = DOMAIN_DEVICE_DISK, .disk = *live_disk};
+        request->device = domain_device_copy(&resolved);
+    } else {
+        request->device = device;
+        device = NULL;
+    }
+    if (request->device == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        device_request_free(request);
+        goto out;
+    }
+    if (flags & DOMAINS_FLAG_LIVE) {
+        if (hotplug_detach(domains->hotplug, row.uuid, runtime->qmp, request->device, timeout_ms,
+                           on_detach_done, request, &error) < 0) {
+            reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
+                        error.message);
+            device_request_free(request);
+        }
+    } else {
+        finish_detach(request, false);
+        device_request_free(request);
+    }
+out:
+    if (device)
+        domain_device_free(device);
+    if (persistent)
+        domain_definition_free(persistent);
+    store_domain_clear(&row);
+}
+
+/* ------------------------------------------------------------ monitor command --- */
+
+static void on_monitor_reply(struct domains *domains, const char *uuid,
+                             const struct qmp_connection_reply *reply, void *context)
+{
+    struct simple_request *request = context;
+    if (reply->status < 0) {
+        reply_qmp_failure(request->done, request->opaque, request->step, reply);
+        free(request);
+        return;
+    }
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    if (strcmp(request->step, "human-monitor-command") == 0) {
+        yajl_val value = json_parse(reply->return_json, strlen(reply->return_json),
+                                    DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL);
+        json_writer_member_string(&writer, "output",
+                                  YAJL_IS_STRING(value) ? YAJL_GET_STRING(value) : "");
+        if (value)
+            yajl_tree_free(value);
+    } else {
+        json_writer_key(&writer, "reply");
+        json_writer_begin_object(&writer);
+        json_writer_key(&writer, "return");
+        json_writer_json(&writer, reply->return_json ? reply->return_json : "{}");
+        json_writer_end_object(&writer);
+    }
+    json_writer_end_object(&writer);
+    reply_writer(request->done, request->opaque, &writer);
+    free(request);
+}
+
+void domains_monitor_command(struct domains *domains, const char *key, const char *command,
+                             bool hmp, domains_done_fn done, void *opaque)
+{
+    if (command == NULL) {
+        reply_error(done, opaque, "invalid-argument", "missing parameter 'command'");
+        return;
+    }
+    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    if (runtime == NULL)
+        return;
+    struct simple_request *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        return;
+    }
+    request->done = done;
+    request->opaque = opaque;
+    if (hmp) {
+        snprintf(request->step, sizeof(request->step), "human-monitor-command");
+        struct json_writer arguments;
+        json_writer_init(&arguments, false);
+        json_writer_begin_object(&arguments);
+        json_writer_member_string(&arguments, "command-line", command);
+        json_writer_end_object(&arguments);
+        runtime_execute(runtime, "human-monitor-command", json_writer_text(&arguments),
+                        MONITOR_COMMAND_TIMEOUT_MS, on_monitor_reply, request);
+        json_writer_free(&arguments);
+        return;
+    }
+    struct pv_error error = {0};
+    yajl_val root = json_parse(command, strlen(command), DOMAINS_MAX_JSON, JSON_MAX_DEPTH, &error);
+    const char *execute = root ? json_get_string(root, "execute") : NULL;
+    if (execute == NULL) {
+        reply_error(done, opaque, "invalid-argument",
+                    "the command must be a QMP command object {\"execute\": ...}%s%s",
+                    root ? "" : ": ", root ? "" : error.message);
+        free(request);
+        if (root)
+            yajl_tree_free(root);
+        return;
+    }
+    snprintf(request->step, sizeof(request->step), "%s", execute);
+    yajl_val arguments = json_get_object(root, "arguments");
+    char *arguments_json = NULL;
+    if (arguments) {
+        struct json_writer writer;
+        json_writer_init(&writer, false);
+        json_writer_value(&writer, arguments);
+        arguments_json = json_writer_steal(&writer);
+    }
+    runtime_execute(runtime, execute, arguments_json, MONITOR_COMMAND_TIMEOUT_MS, on_monitor_reply,
+                    request);
+    free(arguments_json);
+    yajl_tree_free(root);
+}
+
+/* ------------------------------------------------------------------ restore --- */
+
+static void on_recover_done(void *opaque, const struct hotplug_result *result)
+{
+    struct domains *domains = opaque;
+    (void)domains;
+    if (result->status < 0)
+        pv_log_warning("hotplug recovery: %s", result->message);
+    else if (result->message[0])
+        pv_log_info("hotplug recovery: %s", result->message);
+}
+
+static void collect_qdev_ids(yajl_val value, char ***ids, size_t *count)
+{
+    if (YAJL_IS_ARRAY(value)) {
+        for (size_t i = 0; i < YAJL_GET_ARRAY(value)->len; i++)
+            collect_qdev_ids(YAJL_GET_ARRAY(value)->values[i], ids, count);
+        return;
+    }
+    if (!YAJL_IS_OBJECT(value))
+        return;
+    const char *qdev = json_get_string(value, "qdev_id");
+    if (qdev && *qdev) {
+        char **grown = realloc(*ids, (*count + 1) * sizeof(**ids));
+        if (grown) {
+            *ids = grown;
+            (*ids)[(*count)++] = strdup(qdev);
+        }
+    }
+    collect_qdev_ids(json_get_array(value, "devices"), ids, count);
+    yajl_val bridge = json_get_object(value, "pci_bridge");
+    if (bridge)
+        collect_qdev_ids(json_get_array(bridge, "devices"), ids, count);
+}
+
+/* query-pci after a restart: disks the live definition has but the VMM lost (a detach
+ * finished while the daemon was down) leave the live definition; disks the VMM has that the
+ * definition lacks are taken from the store's device table when it knows them. */
+static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
+                                   const struct qmp_connection_reply *reply, void *context)
+{
+    struct runtime *runtime = find_runtime(domains, uuid);
+    if (runtime == NULL || runtime->stopping || reply->status < 0 || runtime->live == NULL)
+        return;
+    yajl_val root = json_parse(reply->return_json, strlen(reply->return_json), DOMAINS_MAX_JSON,
+                               JSON_MAX_DEPTH, NULL);
+    if (root == NULL)
+        return;
+    char **ids = NULL;
+    size_t count = 0;
+    collect_qdev_ids(root, &ids, &count);
+    yajl_tree_free(root);
+    bool changed = false;
+    for (size_t i = runtime->live->disk_count; i-- > 0;) {
+        struct domain_disk *disk = &runtime->live->disks[i];
+        bool present = false;
+        for (size_t j = 0; j < count && !present; j++)
+            present = ids[j] && disk->alias && strcmp(ids[j], disk->alias) == 0;
+        if (present)
+            continue;
+        char detail[256];
+        snprintf(detail, sizeof(detail), "%s (%s): gone from the VMM while the daemon was down",
+                 disk->target_dev, disk->alias ? disk->alias : "");
+        char *target = strdup(disk->target_dev ? disk->target_dev : "");
+        if (target && remove_live_disk(runtime, target)) {
+            changed = true;
+            store_device_delete(domains->store, runtime->uuid, target, NULL);
+            emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
+        }
+        free(target);
+    }
+    struct store_device *devices = NULL;
+    size_t device_count = 0;
+    if (store_device_list(domains->store, runtime->uuid, &devices, &device_count, NULL) == 0) {
+        for (size_t j = 0; j < count; j++) {
+            if (ids[j] == NULL || alias_taken(runtime->live, ids[j]))
+                continue;
+            for (size_t k = 0; k < device_count; k++) {
+                if (!devices[k].alias || strcmp(devices[k].alias, ids[j]) != 0 || !devices[k].xml)
+                    continue;
+                struct domain_device *device = domain_xml_parse_device(
+                    devices[k].xml, strlen(devices[k].xml), domains->config->schema_dir, NULL);
+                if (device && device->kind == DOMAIN_DEVICE_DISK) {
+                    if (device->disk.alias == NULL)
+                        device->disk.alias = strdup(ids[j]);
+                    if (domain_definition_add_device(runtime->live, device, NULL) == 0) {
+                        changed = true;
+                        emit_event(domains, runtime->uuid, runtime->name, "device-added", ids[j]);
+                    }
+                }
+                if (device)
+                    domain_device_free(device);
+            }
+            if (!alias_taken(runtime->live, ids[j]))
+                pv_log_warning("domain %s: the VMM has device '%s' that no definition knows",
+                               runtime->name, ids[j]);
+        }
+        store_device_list_free(devices, device_count);
+    }
+    for (size_t j = 0; j < count; j++)
+        free(ids[j]);
+    free(ids);
+    if (changed) {
+        struct pv_error error = {0};
+        if (save_domain(domains, runtime, NULL, &error) < 0)
+            pv_log_error("domain %s: %s", runtime->name, error.message);
+    }
+}
+
+static void on_reconcile_status(struct domains *domains, const char *uuid,
+                                const struct qmp_connection_reply *reply, void *context)
+{
+    struct runtime *runtime = find_runtime(domains, uuid);
+    if (runtime == NULL || runtime->stopping)
+        return;
+    if (reply->status == 0 && reply->return_json) {
+        yajl_val root =
+            json_parse(reply->return_json, strlen(reply->return_json), 65536, JSON_MAX_DEPTH, NULL);
+        bool running = false;
+        if (root && json_get_bool(root, "running", &running))
+            set_runtime_state(runtime, running ? STORE_DOMAIN_RUNNING : STORE_DOMAIN_PAUSED, NULL);
+        if (root)
+            yajl_tree_free(root);
+    }
+    struct pv_error error = {0};
+    if (hotplug_recover(domains->hotplug, runtime->uuid, runtime->qmp, on_recover_done, domains,
+                        &error) < 0)
+        pv_log_warning("domain %s: hotplug recovery: %s", runtime->name, error.message);
+    /* Queued after the recovery's commands (QMP runs them in order). */
+    runtime_execute(runtime, "query-pci", NULL, 0, on_reconcile_query_pci, NULL);
+}
+
+static void reconcile_after_restore(struct runtime *runtime)
+{
+    emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle",
+               "reconnected: the VMM survived the daemon restart");
+    runtime_execute(runtime, "query-status", NULL, 0, on_reconcile_status, NULL);
+}
+
+static void finish_jobs_of(struct domains *domains, const char *uuid)
+{
+    struct store_job *jobs = NULL;
+    size_t count = 0;
+    if (store_job_list_unfinished(domains->store, &jobs, &count, NULL) < 0)
+        return;
+    for (size_t i = 0; i < count; i++)
+        if (strcasecmp(jobs[i].domain_uuid, uuid) == 0)
+            store_job_finish(domains->store, jobs[i].id, STORE_JOB_FAILED, NULL);
+    store_job_list_free(jobs, count);
+}
+
+static void restore_one(struct domains *domains, struct store_domain *row)
+{
+    struct pv_error error = {0};
+    uint64_t start_time = row->pid > 0 ? process_start_time(row->pid) : 0;
+    if (row->pid > 0 && start_time != 0 && start_time == row->pid_start_time) {
+        struct runtime *runtime = runtime_new(domains, row->uuid, row->name);
+        if (runtime == NULL)
+            return;
+        runtime->pid = row->pid;
+        runtime->start_time = start_time;
+        runtime->restored = true;
+        runtime->state = row->state == STORE_DOMAIN_SHUTOFF ? STORE_DOMAIN_RUNNING : row->state;
+        if (row->qmp_path)
+            snprintf(runtime->qmp_path, sizeof(runtime->qmp_path), "%s", row->qmp_path);
+        if (row->live_xml)
+            runtime->live = parse_definition(domains, row->live_xml, &error);
+        if (runtime->live == NULL && row->persistent_xml) {
+            pv_log_warning("domain %s: live definition unreadable (%s), using the persistent "
+                           "one",
+                           row->name, error.message);
+            runtime->live = parse_definition(domains, row->persistent_xml, &error);
+            if (runtime->live)
+                assign_aliases(runtime->live, NULL);
+        }
+        runtime->next = domains->runtimes;
+        domains->runtimes = runtime;
+        if (runtime_watch(runtime, &error) < 0 || runtime_connect(runtime, &error) < 0)
+            pv_log_error("domain %s: %s", row->name, error.message);
+        pv_log_info("domain %s: found its VMM (pid %d) still running", row->name, (int)row->pid);
+        return;
+    }
+    if (row->pid > 0 || state_is_active(row->state)) {
+        row->state = STORE_DOMAIN_SHUTOFF;
+        row->pid = 0;
+        row->pid_start_time = 0;
+        free(row->live_xml);
+        row->live_xml = NULL;
+        if (store_domain_put(domains->store, row, &error) < 0)
+            pv_log_error("domain %s: %s", row->name, error.message);
+        store_device_delete_all(domains->store, row->uuid, NULL);
+        finish_jobs_of(domains, row->uuid);
+        set_stop_reason(domains, row->uuid, "unknown");
+        emit_event(domains, row->uuid, row->name, "lifecycle",
+                   "stopped: the VMM is gone, exit status unknown (the daemon was restarted)");
+    }
+}
+
+static void on_autostart_done(void *opaque, const struct domains_result *result)
+{
+    char *name = opaque;
+    if (result->code)
+        pv_log_error("autostart of domain %s failed: %s", name, result->message);
+    free(name);
+}
+
+int domains_restore(struct domains *domains, struct pv_error *error)
+{
+    struct store_domain *rows = NULL;
+    size_t count = 0;
+    int rc = store_domain_list(domains->store, &rows, &count, error);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < count; i++)
+        restore_one(domains, &rows[i]);
+    for (size_t i = 0; i < count; i++) {
+        if (!rows[i].autostart || find_runtime(domains, rows[i].uuid))
+            continue;
+        char *name = strdup(rows[i].name);
+        if (name)
+            domains_start(domains, rows[i].uuid, on_autostart_done, name);
+    }
+    store_domain_list_free(rows, count);
+    return 0;
+}

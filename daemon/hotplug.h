@@ -1,0 +1,81 @@
+/* The hotplug orchestrator: turns attach/detach requests into per-domain QMP sequences
+ * (DESIGN.md §4), one job at a time per domain, domains in parallel, every step journaled in
+ * the store *before* it is sent, rollback at every step, a bounded wait for DEVICE_DELETED.
+ *
+ * Disk (virtio bus) attach:  blockdev-add (file node "<alias>-storage")
+ *                          → blockdev-add (raw node "<alias>-format", file = storage)
+ *                          → device_add virtio-blk-pci (drive = format node, id = alias,
+ *                            addr = slot, serial)          [rollback: blockdev-del both]
+ * Disk detach: device_del alias → wait DEVICE_DELETED (timeout) → blockdev-del format, storage.
+ * On timeout the job ends with `pending`; the device stays "detaching" in the store, and a
+ * late DEVICE_DELETED (hotplug_handle_event) finishes the cleanup and reports completion
+ * through the `device_removed` callback.
+ * The device given is fully resolved by the caller (alias, target, PCI address, source). */
+#ifndef PLUGVIRT_HOTPLUG_H
+#define PLUGVIRT_HOTPLUG_H
+
+#include <stdbool.h>
+
+#include "domain.h"
+#include "pv_error.h"
+
+struct event_base;
+struct store;
+struct qmp_connection;
+struct hotplug_manager;
+
+struct hotplug_result {
+    int status;         /* 0 ok; -errno */
+    bool pending;       /* detach: requested, the guest has not released the device yet */
+    char code[48];      /* stable code for the API: "qmp-error", "timeout", "busy", ... */
+    char qmp_class[48]; /* when a QMP command failed */
+    char step[48];      /* the failed step: "blockdev-add", "device_add", ... */
+    char message[512];  /* for a user: what failed and what was undone */
+};
+typedef void (*hotplug_done_fn)(void *opaque, const struct hotplug_result *result);
+/* A device left the domain (DEVICE_DELETED handled, backends released), possibly long after
+ * its detach job ended as pending. */
+/* Also called for a prompt detach (before its `done`) and for removals finished by
+ * hotplug_recover (the device then carries alias, target and PCI address only), so the daemon
+ * updates its live definition in one place. */
+typedef void (*hotplug_device_removed_fn)(void *opaque, const char *domain_uuid,
+                                          const struct domain_device *device);
+
+struct hotplug_config {
+    int qmp_timeout_ms;    /* every QMP command, default 5000 */
+    int detach_timeout_ms; /* default wait for DEVICE_DELETED (<= 0: 5000) */
+    hotplug_device_removed_fn device_removed;
+    void *opaque;
+};
+
+struct hotplug_manager *hotplug_manager_create(struct event_base *base, struct store *store,
+                                               const struct hotplug_config *config,
+                                               struct pv_error *error);
+void hotplug_manager_destroy(struct hotplug_manager *manager);
+
+/* Queues a job for the domain; `done` runs once when it ends. timeout_ms < 0: default. */
+int hotplug_attach(struct hotplug_manager *manager, const char *domain_uuid,
+                   struct qmp_connection *qmp, const struct domain_device *device,
+                   hotplug_done_fn done, void *opaque, struct pv_error *error);
+int hotplug_detach(struct hotplug_manager *manager, const char *domain_uuid,
+                   struct qmp_connection *qmp, const struct domain_device *device, int timeout_ms,
+                   hotplug_done_fn done, void *opaque, struct pv_error *error);
+/* "attach-disk vdb: device_add sent 0.4 s ago" while a job runs on the domain, else NULL. */
+const char *hotplug_busy_description(struct hotplug_manager *manager, const char *domain_uuid);
+/* QMP events of the domain (DEVICE_DELETED finishes detaches, including late ones). */
+void hotplug_handle_event(struct hotplug_manager *manager, const char *domain_uuid,
+                          const char *event_name, const char *data_json);
+/* After a daemon restart: complete or roll back the domain's unfinished journal jobs, and
+ * resume waiting for devices still "detaching". `done` reports what was done. */
+int hotplug_recover(struct hotplug_manager *manager, const char *domain_uuid,
+                    struct qmp_connection *qmp, hotplug_done_fn done, void *opaque,
+                    struct pv_error *error);
+/* The domain's QMP connection to use from now on (NULL: it closed; jobs then fail until the
+ * next call). attach/detach/recover set it too. The manager keeps the pointer: tell it before
+ * freeing the connection. A late DEVICE_DELETED cleanup uses the latest connection. */
+void hotplug_set_qmp(struct hotplug_manager *manager, const char *domain_uuid,
+                     struct qmp_connection *qmp);
+/* The domain stopped: drop its queue (jobs end with -ECONNRESET) and its detaching devices. */
+void hotplug_domain_stopped(struct hotplug_manager *manager, const char *domain_uuid);
+
+#endif

@@ -1,0 +1,329 @@
+/* The VMM command line built from a domain definition (see vmm_argv.h). */
+#include "vmm_argv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_util.h"
+
+struct argv_builder {
+    char **items;
+    size_t count, capacity;
+    bool failed;
+};
+
+static void argv_add(struct argv_builder *builder, const char *text)
+{
+    if (builder->failed)
+        return;
+    if (builder->count + 2 > builder->capacity) {
+        size_t capacity = builder->capacity ? builder->capacity * 2 : 64;
+        char **items = realloc(builder->items, capacity * sizeof(*items));
+        if (items == NULL) {
+            builder->failed = true;
+            return;
+        }
+        builder->items = items;
+        builder->capacity = capacity;
+    }
+    char *copy = text ? strdup(text) : NULL;
+    if (copy == NULL) {
+        builder->failed = true;
+        return;
+    }
+    builder->items[builder->count++] = copy;
+    builder->items[builder->count] = NULL;
+}
+
+static void argv_add_owned(struct argv_builder *builder, char *text)
+{
+    if (text == NULL)
+        builder->failed = true;
+    else
+        argv_add(builder, text);
+    free(text);
+}
+
+static void __attribute__((format(printf, 2, 3)))
+argv_addf(struct argv_builder *builder, const char *format, ...)
+{
+    va_list arguments;
+    va_start(arguments, format);
+    char *text = NULL;
+    if (vasprintf(&text, format, arguments) < 0)
+        text = NULL;
+    va_end(arguments);
+    argv_add_owned(builder, text);
+}
+
+/* QEMU option values double their commas. */
+static char *escape_commas(const char *text)
+{
+    size_t length = strlen(text), commas = 0;
+    for (size_t i = 0; i < length; i++)
+        commas += text[i] == ',';
+    char *escaped = malloc(length + commas + 1);
+    if (escaped == NULL)
+        return NULL;
+    char *out = escaped;
+    for (size_t i = 0; i < length; i++) {
+        *out++ = text[i];
+        if (text[i] == ',')
+            *out++ = ',';
+    }
+    *out = '\0';
+    return escaped;
+}
+
+void vmm_argv_free(char **argv)
+{
+    if (argv == NULL)
+        return;
+    for (char **item = argv; *item; item++)
+        free(*item);
+    free(argv);
+}
+
+char *vmm_argv_to_string(char *const *argv)
+{
+    size_t length = 1;
+    for (char *const *item = argv; *item; item++)
+        length += strlen(*item) * 2 + 3;
+    char *text = malloc(length);
+    if (text == NULL)
+        return NULL;
+    char *out = text;
+    for (char *const *item = argv; *item; item++) {
+        if (item != argv)
+            *out++ = ' ';
+        bool quote = strpbrk(*item, " \"'{}") != NULL || **item == '\0';
+        if (quote)
+            *out++ = '\'';
+        for (const char *c = *item; *c; c++)
+            *out++ = *c;
+        if (quote)
+            *out++ = '\'';
+    }
+    *out = '\0';
+    return text;
+}
+
+/* libvirt's cache modes as (direct, no-flush, write-cache). */
+static void disk_cache_mode(const struct domain_disk *disk, bool *known, bool *direct,
+                            bool *no_flush, bool *write_cache)
+{
+    *known = disk->cache != NULL;
+    *direct = false;
+    *no_flush = false;
+    *write_cache = true;
+    if (disk->cache == NULL)
+        return;
+    if (strcmp(disk->cache, "none") == 0)
+        *direct = true;
+    else if (strcmp(disk->cache, "writethrough") == 0)
+        *write_cache = false;
+    else if (strcmp(disk->cache, "directsync") == 0) {
+        *direct = true;
+        *write_cache = false;
+    } else if (strcmp(disk->cache, "unsafe") == 0)
+        *no_flush = true;
+}
+
+static void write_cache_object(struct json_writer *writer, const struct domain_disk *disk)
+{
+    bool known, direct, no_flush, write_cache;
+    disk_cache_mode(disk, &known, &direct, &no_flush, &write_cache);
+    if (!known)
+        return;
+    json_writer_key(writer, "cache");
+    json_writer_begin_object(writer);
+    json_writer_member_bool(writer, "direct", direct);
+    json_writer_member_bool(writer, "no-flush", no_flush);
+    json_writer_end_object(writer);
+}
+
+char *vmm_argv_disk_storage_json(const struct domain_disk *disk)
+{
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    json_writer_member_string(&writer, "driver",
+                              disk->type == DOMAIN_DISK_BLOCK ? "host_device" : "file");
+    json_writer_member_string(&writer, "filename", disk->source ? disk->source : "");
+    char node_name[256];
+    snprintf(node_name, sizeof(node_name), "%s-storage", disk->alias ? disk->alias : "");
+    json_writer_member_string(&writer, "node-name", node_name);
+    if (disk->io && strcmp(disk->io, "threads") != 0)
+        json_writer_member_string(&writer, "aio", disk->io);
+    json_writer_member_bool(&writer, "auto-read-only", true);
+    json_writer_member_string(&writer, "discard", "unmap");
+    write_cache_object(&writer, disk);
+    json_writer_end_object(&writer);
+    return json_writer_steal(&writer);
+}
+
+char *vmm_argv_disk_format_json(const struct domain_disk *disk)
+{
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    char node_name[256];
+    snprintf(node_name, sizeof(node_name), "%s-format", disk->alias ? disk->alias : "");
+    json_writer_member_string(&writer, "node-name", node_name);
+    json_writer_member_bool(&writer, "read-only", disk->readonly);
+    write_cache_object(&writer, disk);
+    json_writer_member_string(&writer, "driver", disk->driver_type ? disk->driver_type : "raw");
+    snprintf(node_name, sizeof(node_name), "%s-storage", disk->alias ? disk->alias : "");
+    json_writer_member_string(&writer, "file", node_name);
+    json_writer_end_object(&writer);
+    return json_writer_steal(&writer);
+}
+
+char *vmm_argv_disk_device(const struct domain_disk *disk)
+{
+    char *serial = disk->serial ? escape_commas(disk->serial) : NULL;
+    if (disk->serial && serial == NULL)
+        return NULL;
+    bool known, direct, no_flush, write_cache;
+    disk_cache_mode(disk, &known, &direct, &no_flush, &write_cache);
+    const char *policy = disk->error_policy;
+    if (policy && strcmp(policy, "enospace") == 0)
+        policy = "enospc";
+    char *text = NULL;
+    if (asprintf(&text, "virtio-blk-pci,bus=pci.0,addr=0x%x,drive=%s-format,id=%s%s%s%s%s%s%s%s",
+                 disk->address.slot, disk->alias, disk->alias, serial ? ",serial=" : "",
+                 serial ? serial : "",
+                 known ? (write_cache ? ",write-cache=on" : ",write-cache=off") : "",
+                 policy ? ",werror=" : "", policy ? policy : "", policy ? ",rerror=" : "",
+                 policy ? (strcmp(policy, "enospc") == 0 ? "report" : policy) : "") < 0)
+        text = NULL;
+    free(serial);
+    return text;
+}
+
+static int check_disk(const struct domain_disk *disk, struct pv_error *error)
+{
+    const char *target = disk->target_dev ? disk->target_dev : "?";
+    if (disk->target_bus != DOMAIN_DISK_BUS_VIRTIO)
+        return pv_error_set(error, -EINVAL,
+                            "unsupported: disk '%s': only bus='virtio' disks can be started",
+                            target);
+    if (disk->device != DOMAIN_DISK_DEVICE_DISK)
+        return pv_error_set(error, -EINVAL, "unsupported: disk '%s': only device='disk'", target);
+    if (disk->source == NULL)
+        return pv_error_set(error, -EINVAL, "disk '%s' has no source", target);
+    if (disk->alias == NULL || disk->address.type != DOMAIN_ADDRESS_PCI)
+        return pv_error_set(error, -EINVAL, "internal: disk '%s' has no alias or PCI address",
+                            target);
+    return 0;
+}
+
+char **vmm_argv_build(const struct domain_definition *definition,
+                      const struct vmm_argv_paths *paths, struct pv_error *error)
+{
+    if (paths->emulator == NULL || paths->qmp_socket == NULL || paths->serial_log == NULL) {
+        pv_error_set(error, -EINVAL, "internal: VMM paths missing");
+        return NULL;
+    }
+    if (definition->interface_count || definition->hostdev_count) {
+        pv_error_set(error, -EINVAL,
+                     "unsupported: <interface> and <hostdev> devices cannot be started yet");
+        return NULL;
+    }
+    for (size_t i = 0; i < definition->chardev_count; i++) {
+        const struct domain_chardev *chardev = &definition->chardevs[i];
+        /* The one serial port always goes to serial.log (like a 'file' serial). */
+        if (chardev->kind == DOMAIN_CHARDEV_CHANNEL) {
+            pv_error_set(error, -EINVAL, "unsupported: <channel> devices cannot be started yet");
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < definition->controller_count; i++) {
+        const struct domain_controller *controller = &definition->controllers[i];
+        if (controller->type && strcmp(controller->type, "pci") != 0) {
+            pv_error_set(error, -EINVAL,
+                         "unsupported: <controller type='%s'> cannot be started yet",
+                         controller->type);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < definition->disk_count; i++)
+        if (check_disk(&definition->disks[i], error) < 0)
+            return NULL;
+
+    struct argv_builder builder = {0};
+    argv_add(&builder, paths->emulator);
+    char *name = escape_commas(definition->name ? definition->name : "");
+    argv_add(&builder, "-name");
+    argv_addf(&builder, "guest=%s,debug-threads=on", name ? name : "");
+    free(name);
+    argv_add(&builder, "-S");
+    argv_add(&builder, "-machine");
+    argv_add(&builder, "pc,accel=kvm,usb=off");
+    argv_add(&builder, "-cpu");
+    if (definition->cpu_mode && strcmp(definition->cpu_mode, "custom") == 0 &&
+        definition->cpu_model)
+        argv_add_owned(&builder, escape_commas(definition->cpu_model));
+    else
+        argv_add(&builder, "host");
+    argv_add(&builder, "-m");
+    argv_addf(&builder, "size=%lluk", (unsigned long long)definition->memory_kib);
+    unsigned maximum = definition->vcpus_max ? definition->vcpus_max : 1;
+    unsigned current = definition->vcpus_current ? definition->vcpus_current : maximum;
+    argv_add(&builder, "-smp");
+    argv_addf(&builder, "%u,maxcpus=%u,sockets=%u,cores=1,threads=1", current, maximum, maximum);
+    argv_add(&builder, "-uuid");
+    argv_add(&builder, definition->uuid);
+    argv_add(&builder, "-no-user-config");
+    argv_add(&builder, "-nodefaults");
+    argv_add(&builder, "-display");
+    argv_add(&builder, "none");
+    char *qmp = escape_commas(paths->qmp_socket);
+    argv_add(&builder, "-chardev");
+    argv_addf(&builder, "socket,id=charmonitor,path=%s,server=on,wait=off", qmp ? qmp : "");
+    free(qmp);
+    argv_add(&builder, "-mon");
+    argv_add(&builder, "chardev=charmonitor,id=monitor,mode=control");
+    char *serial = escape_commas(paths->serial_log);
+    argv_add(&builder, "-serial");
+    argv_addf(&builder, "file:%s", serial ? serial : "");
+    free(serial);
+    if (paths->pidfile) {
+        argv_add(&builder, "-pidfile");
+        argv_add(&builder, paths->pidfile);
+    }
+    if (definition->kernel) {
+        argv_add(&builder, "-kernel");
+        argv_add(&builder, definition->kernel);
+    }
+    if (definition->initrd) {
+        argv_add(&builder, "-initrd");
+        argv_add(&builder, definition->initrd);
+    }
+    if (definition->cmdline) {
+        argv_add(&builder, "-append");
+        argv_add(&builder, definition->cmdline);
+    }
+    for (size_t i = 0; i < definition->disk_count; i++) {
+        const struct domain_disk *disk = &definition->disks[i];
+        argv_add(&builder, "-blockdev");
+        argv_add_owned(&builder, vmm_argv_disk_storage_json(disk));
+        argv_add(&builder, "-blockdev");
+        argv_add_owned(&builder, vmm_argv_disk_format_json(disk));
+        argv_add(&builder, "-device");
+        argv_add_owned(&builder, vmm_argv_disk_device(disk));
+    }
+    if (builder.failed) {
+        if (builder.items) {
+            builder.items[builder.count] = NULL;
+            vmm_argv_free(builder.items);
+        }
+        pv_error_set(error, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    return builder.items;
+}

@@ -1,0 +1,44 @@
+/* The VMM command line built from a domain definition.
+ *
+ * One builder for both emulators: plugvirt-vmm and qemu-system-x86_64 accept the same
+ * QEMU-style options (DESIGN.md §2), laid out the way libvirt lays them out:
+ *   -name guest=NAME,debug-threads=on -S -machine pc,accel=kvm,usb=off -cpu host
+ *   -m size=NK -smp CUR,maxcpus=MAX,sockets=MAX,cores=1,threads=1 -uuid U
+ *   -no-user-config -nodefaults -display none
+ *   -chardev socket,id=charmonitor,path=QMP,server=on,wait=off
+ *   -mon chardev=charmonitor,id=monitor,mode=control -serial file:SERIAL -pidfile PIDFILE
+ *   -kernel K -initrd I -append CMDLINE
+ *   per virtio disk: -blockdev {file node "<alias>-storage"} -blockdev {format node
+ *   "<alias>-format"} -device virtio-blk-pci,bus=pci.0,addr=0xS,drive=<alias>-format,id=<alias>
+ * The node names are the ones the hotplug orchestrator uses, so a cold-plugged disk can be
+ * hot-unplugged with the same sequence. -S: the daemon sends "cont" once QMP is connected.
+ * No -no-shutdown: the VMM exits when the guest powers off (exit status 0 = shut off).
+ * The definition must be resolved: every disk has its alias and PCI address. */
+#ifndef PLUGVIRT_VMM_ARGV_H
+#define PLUGVIRT_VMM_ARGV_H
+
+#include "domain.h"
+#include "pv_error.h"
+
+struct vmm_argv_paths {
+    const char *emulator;   /* argv[0]: the binary to exec */
+    const char *qmp_socket; /* run-dir/domains/<name>/qmp.sock */
+    const char *serial_log; /* run-dir/domains/<name>/serial.log */
+    const char *pidfile;    /* run-dir/domains/<name>/vmm.pid; may be NULL */
+};
+
+/* A NULL-terminated malloc'd argv (free with vmm_argv_free), or NULL with the reason
+ * (-EINVAL "unsupported: ..." for definitions the builder cannot express). */
+char **vmm_argv_build(const struct domain_definition *definition,
+                      const struct vmm_argv_paths *paths, struct pv_error *error);
+void vmm_argv_free(char **argv);
+/* The argv as one shell-like line (for logs), malloc'd. */
+char *vmm_argv_to_string(char *const *argv);
+
+/* The -blockdev JSON of a disk's protocol ("file") node and format node, and the -device
+ * option string; malloc'd, NULL on allocation failure. Shared with tests. */
+char *vmm_argv_disk_storage_json(const struct domain_disk *disk);
+char *vmm_argv_disk_format_json(const struct domain_disk *disk);
+char *vmm_argv_disk_device(const struct domain_disk *disk);
+
+#endif

@@ -1,0 +1,331 @@
+/* Integration-test harness for plugvirtd (see daemon_harness.h). */
+#include "daemon_harness.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json_util.h"
+
+#ifndef PLUGVIRT_BUILDDIR
+#define PLUGVIRT_BUILDDIR "."
+#endif
+#ifndef PLUGVIRT_SRCDIR
+#define PLUGVIRT_SRCDIR "."
+#endif
+
+const char *daemon_harness_plugvirtd_path(void)
+{
+    const char *path = getenv("PLUGVIRTD");
+    return path ? path : PLUGVIRT_BUILDDIR "/daemon/plugvirtd";
+}
+
+const char *daemon_harness_vmm_path(void)
+{
+    const char *path = getenv("PLUGVIRT_VMM");
+    return path ? path : PLUGVIRT_BUILDDIR "/hypervisor/plugvirt-vmm";
+}
+
+const char *daemon_harness_probe_guest_path(void)
+{
+    const char *path = getenv("PLUGVIRT_PROBE_GUEST");
+    return path ? path : PLUGVIRT_BUILDDIR "/tests/guest/probe-guest.elf";
+}
+
+const char *daemon_harness_schema_dir(void)
+{
+    return PLUGVIRT_SRCDIR "/xml-schemas";
+}
+
+static long long now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int milliseconds)
+{
+    struct timespec delay = {milliseconds / 1000, (milliseconds % 1000) * 1000000L};
+    nanosleep(&delay, NULL);
+}
+
+int daemon_start(struct daemon_process *daemon)
+{
+    if (daemon->directory[0] == '\0') {
+        snprintf(daemon->directory, sizeof(daemon->directory), "/tmp/plugvirtd-test-XXXXXX");
+        if (mkdtemp(daemon->directory) == NULL)
+            return -errno;
+        snprintf(daemon->state_dir, sizeof(daemon->state_dir), "%s/state", daemon->directory);
+        snprintf(daemon->run_dir, sizeof(daemon->run_dir), "%s/run", daemon->directory);
+        snprintf(daemon->socket_path, sizeof(daemon->socket_path), "%s/plugvirtd.sock",
+                 daemon->run_dir);
+        snprintf(daemon->read_only_socket_path, sizeof(daemon->read_only_socket_path),
+                 "%s/plugvirtd-ro.sock", daemon->run_dir);
+        snprintf(daemon->log_path, sizeof(daemon->log_path), "%s/plugvirtd.log", daemon->directory);
+    }
+    char config_path[400];
+    snprintf(config_path, sizeof(config_path), "%s/plugvirtd.conf", daemon->directory);
+    FILE *config = fopen(config_path, "w");
+    if (config == NULL)
+        return -errno;
+    fprintf(config,
+            "# written by the integration tests\nvmm_path = %s\nschema_dir = %s\n"
+            "detach_timeout_ms = 5000\nqmp_timeout_ms = 5000\n",
+            daemon_harness_vmm_path(), daemon_harness_schema_dir());
+    fclose(config);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int log_fd = open(daemon->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (log_fd >= 0) {
+            dup2(log_fd, STDOUT_FILENO);
+            dup2(log_fd, STDERR_FILENO);
+        }
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_PID");
+        execl(daemon_harness_plugvirtd_path(), "plugvirtd", "--foreground", "--verbose",
+              "--state-dir", daemon->state_dir, "--run-dir", daemon->run_dir, "--config",
+              config_path, (char *)NULL);
+        _exit(127);
+    }
+    daemon->pid = pid;
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            daemon->pid = 0;
+            return -ECHILD;
+        }
+        daemon->client = api_client_connect(daemon->socket_path, NULL);
+        if (daemon->client) {
+            struct api_reply reply = {0};
+            int rc = api_client_call(daemon->client, "daemon.ping", NULL, 5000, &reply, NULL);
+            api_reply_free(&reply);
+            if (rc == 0)
+                return 0;
+            api_client_close(daemon->client);
+            daemon->client = NULL;
+        }
+        sleep_ms(20);
+    }
+    return -ETIMEDOUT;
+}
+
+int daemon_kill(struct daemon_process *daemon, int signal_number, int *exit_status)
+{
+    if (daemon->client) {
+        api_client_close(daemon->client);
+        daemon->client = NULL;
+    }
+    if (daemon->pid <= 0)
+        return -ESRCH;
+    kill(daemon->pid, signal_number);
+    int status = 0;
+    long long deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        pid_t reaped = waitpid(daemon->pid, &status, WNOHANG);
+        if (reaped == daemon->pid) {
+            daemon->pid = 0;
+            if (exit_status)
+                *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+            return 0;
+        }
+        sleep_ms(10);
+    }
+    return -ETIMEDOUT;
+}
+
+pid_t daemon_vmm_pid(struct daemon_process *daemon, const char *name)
+{
+    char path[600], text[32] = "";
+    snprintf(path, sizeof(path), "%s/domains/%s/vmm.pid", daemon->run_dir, name);
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return -1;
+    if (fgets(text, sizeof(text), file) == NULL)
+        text[0] = '\0';
+    fclose(file);
+    pid_t pid = (pid_t)atoi(text);
+    return pid > 0 ? pid : -1;
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *directory = opendir(path);
+    if (directory) {
+        struct dirent *entry;
+        while ((entry = readdir(directory))) {
+            if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, ".."))
+                continue;
+            char child[1024];
+            snprintf(child, sizeof(child), "%s/%s", path, entry->d_name);
+            struct stat status;
+            if (lstat(child, &status) == 0 && S_ISDIR(status.st_mode))
+                remove_tree(child);
+            else
+                unlink(child);
+        }
+        closedir(directory);
+    }
+    rmdir(path);
+}
+
+void daemon_cleanup(struct daemon_process *daemon)
+{
+    if (daemon->directory[0] == '\0')
+        return;
+    daemon_kill(daemon, SIGKILL, NULL);
+    char domains_path[400];
+    snprintf(domains_path, sizeof(domains_path), "%s/domains", daemon->run_dir);
+    DIR *directory = opendir(domains_path);
+    if (directory) {
+        struct dirent *entry;
+        while ((entry = readdir(directory))) {
+            if (entry->d_name[0] == '.')
+                continue;
+            pid_t pid = daemon_vmm_pid(daemon, entry->d_name);
+            /* Only a VMM whose command line names our private directory is ours. */
+            char cmdline_path[64], cmdline[4096] = "";
+            snprintf(cmdline_path, sizeof(cmdline_path), "/proc/%d/cmdline", (int)pid);
+            int fd = pid > 0 ? open(cmdline_path, O_RDONLY) : -1;
+            if (fd >= 0) {
+                ssize_t length = read(fd, cmdline, sizeof(cmdline) - 1);
+                close(fd);
+                for (ssize_t i = 0; i < length; i++)
+                    if (cmdline[i] == '\0')
+                        cmdline[i] = ' ';
+                if (length > 0)
+                    cmdline[length] = '\0';
+                if (strstr(cmdline, daemon->directory))
+                    kill(pid, SIGKILL);
+            }
+        }
+        closedir(directory);
+    }
+    if (getenv("PLUGVIRT_KEEP_TEST_DIR") == NULL)
+        remove_tree(daemon->directory);
+    daemon->directory[0] = '\0';
+}
+
+int daemon_call(struct daemon_process *daemon, const char *method, const char *params_json,
+                struct api_reply *reply)
+{
+    memset(reply, 0, sizeof(*reply));
+    struct pv_error error = {0};
+    int rc = api_client_call(daemon->client, method, params_json, 60000, reply, &error);
+    if (rc < 0)
+        cr_log_error("%s: %s", method, error.message);
+    return rc;
+}
+
+void daemon_call_ok(struct daemon_process *daemon, const char *method, const char *params_json,
+                    struct api_reply *reply)
+{
+    int rc = daemon_call(daemon, method, params_json, reply);
+    cr_assert_eq(rc, 0, "%s: transport error %d", method, rc);
+    cr_assert_null(reply->error_code, "%s %s: %s: %s", method, params_json ? params_json : "",
+                   reply->error_code, reply->error_message);
+}
+
+const char *daemon_make_image(struct daemon_process *daemon, const char *name, unsigned size_mib)
+{
+    static char path[600];
+    snprintf(path, sizeof(path), "%s/%s", daemon->directory, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0, "cannot create %s", path);
+    cr_assert_eq(ftruncate(fd, (off_t)size_mib << 20), 0);
+    close(fd);
+    return path;
+}
+
+char *daemon_domain_xml(const char *name, const char *uuid, const char *cmdline,
+                        const char *disks_xml)
+{
+    char *xml = NULL;
+    char uuid_element[80] = "";
+    if (uuid)
+        snprintf(uuid_element, sizeof(uuid_element), "  <uuid>%s</uuid>\n", uuid);
+    if (asprintf(&xml,
+                 "<domain type='kvm'>\n"
+                 "  <name>%s</name>\n"
+                 "%s"
+                 "  <memory unit='MiB'>128</memory>\n"
+                 "  <vcpu>1</vcpu>\n"
+                 "  <os>\n"
+                 "    <type arch='x86_64' machine='pc'>hvm</type>\n"
+                 "    <kernel>%s</kernel>\n"
+                 "    <cmdline>%s</cmdline>\n"
+                 "  </os>\n"
+                 "  <features><acpi/></features>\n"
+                 "  <devices>\n%s  </devices>\n"
+                 "</domain>\n",
+                 name, uuid_element, daemon_harness_probe_guest_path(),
+                 cmdline ? cmdline : "console=ttyS0", disks_xml ? disks_xml : "") < 0)
+        return NULL;
+    return xml;
+}
+
+char *daemon_json_string(const char *text)
+{
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_string(&writer, text);
+    return json_writer_steal(&writer);
+}
+
+int daemon_wait_serial(struct daemon_process *daemon, const char *name, const char *prefix,
+                       int timeout_ms)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon->run_dir, name);
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        FILE *file = fopen(path, "r");
+        if (file) {
+            char line[1024];
+            while (fgets(line, sizeof(line), file)) {
+                if (strncmp(line, prefix, strlen(prefix)) == 0) {
+                    fclose(file);
+                    return 0;
+                }
+            }
+            fclose(file);
+        }
+        sleep_ms(20);
+    } while (now_ms() < deadline);
+    return -ETIMEDOUT;
+}
+
+int daemon_wait_state(struct daemon_process *daemon, const char *domain, const char *state,
+                      int timeout_ms)
+{
+    char params[300];
+    snprintf(params, sizeof(params), "{\"domain\": \"%s\"}", domain);
+    long long deadline = now_ms() + timeout_ms;
+    do {
+        struct api_reply reply;
+        if (daemon_call(daemon, "domain.state", params, &reply) == 0 && reply.result) {
+            const char *current = json_get_string(reply.result, "state");
+            bool match = current && strcmp(current, state) == 0;
+            api_reply_free(&reply);
+            if (match)
+                return 0;
+        } else {
+            api_reply_free(&reply);
+        }
+        sleep_ms(20);
+    } while (now_ms() < deadline);
+    return -ETIMEDOUT;
+}

@@ -1,0 +1,62 @@
+/* Integration-test harness for plugvirtd: a private daemon in a temporary directory
+ * (--state-dir/--run-dir), real plugvirt-vmm processes, the probe guest. Talks to the daemon
+ * with lib/api_client.h; cleans up by pid (the daemon's and the VMMs' pidfiles in the
+ * private run directory), never by name. */
+#ifndef PLUGVIRT_DAEMON_HARNESS_H
+#define PLUGVIRT_DAEMON_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "api_client.h"
+
+struct daemon_process {
+    pid_t pid;
+    char directory[256]; /* private temporary directory */
+    char state_dir[300];
+    char run_dir[300];
+    char socket_path[340];
+    char read_only_socket_path[340];
+    char log_path[340];
+    struct api_client *client; /* connected to the read-write socket */
+};
+
+const char *daemon_harness_plugvirtd_path(void);
+const char *daemon_harness_vmm_path(void);
+const char *daemon_harness_probe_guest_path(void);
+const char *daemon_harness_schema_dir(void);
+
+/* Creates the directory (first time) and starts plugvirtd --foreground; waits until it
+ * answers daemon.ping. Returns 0 or -errno. */
+int daemon_start(struct daemon_process *daemon);
+/* Sends `signal_number` and reaps the daemon (VMMs are not touched). */
+int daemon_kill(struct daemon_process *daemon, int signal_number, int *exit_status);
+/* Kills the daemon and every VMM whose pidfile is in the private run directory, removes
+ * the directory. */
+void daemon_cleanup(struct daemon_process *daemon);
+
+/* One call on the read-write client; the reply must be freed with api_reply_free. */
+int daemon_call(struct daemon_process *daemon, const char *method, const char *params_json,
+                struct api_reply *reply);
+/* Like daemon_call, but a failure (transport or error reply) fails the test. */
+void daemon_call_ok(struct daemon_process *daemon, const char *method, const char *params_json,
+                    struct api_reply *reply);
+
+/* A file of `size_mib` MiB in the private directory; returns its path (static buffer). */
+const char *daemon_make_image(struct daemon_process *daemon, const char *name, unsigned size_mib);
+/* A domain XML for the probe guest with `disks_xml` inside <devices>; malloc'd. */
+char *daemon_domain_xml(const char *name, const char *uuid, const char *cmdline,
+                        const char *disks_xml);
+/* A JSON string literal of `text` (quoted, escaped); malloc'd. */
+char *daemon_json_string(const char *text);
+
+/* Waits for a line starting with `prefix` in run-dir/domains/<name>/serial.log. */
+int daemon_wait_serial(struct daemon_process *daemon, const char *name, const char *prefix,
+                       int timeout_ms);
+/* The VMM pid from run-dir/domains/<name>/vmm.pid, or -1. */
+pid_t daemon_vmm_pid(struct daemon_process *daemon, const char *name);
+/* Polls domain.state until it is `state` (e.g. "crashed"); 0 or -ETIMEDOUT. */
+int daemon_wait_state(struct daemon_process *daemon, const char *domain, const char *state,
+                      int timeout_ms);
+
+#endif

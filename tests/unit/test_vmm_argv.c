@@ -1,0 +1,209 @@
+/* The VMM command line built from domain definitions (daemon/vmm_argv.c). */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+#include "vmm_argv.h"
+
+static const struct vmm_argv_paths paths = {
+    .emulator = "/usr/bin/plugvirt-vmm",
+    .qmp_socket = "/run/plugvirt/domains/demo/qmp.sock",
+    .serial_log = "/run/plugvirt/domains/demo/serial.log",
+    .pidfile = "/run/plugvirt/domains/demo/vmm.pid",
+};
+
+static void init_definition(struct domain_definition *definition)
+{
+    memset(definition, 0, sizeof(*definition));
+    definition->name = "demo";
+    strcpy(definition->uuid, "2b5e1c52-9c9b-4c5b-9f6f-3a0c7d1e2f10");
+    definition->memory_kib = 131072;
+    definition->current_memory_kib = 131072;
+    definition->vcpus_max = 2;
+    definition->vcpus_current = 1;
+    definition->kernel = "/usr/share/plugvirt/probe-guest.elf";
+    definition->cmdline = "console=ttyS0 probe.unplug=ignore";
+}
+
+/* Index of `option` followed by `value` in argv, or -1. */
+static int find_pair(char **argv, const char *option, const char *value)
+{
+    for (int i = 0; argv[i] && argv[i + 1]; i++)
+        if (strcmp(argv[i], option) == 0 && strcmp(argv[i + 1], value) == 0)
+            return i;
+    return -1;
+}
+
+static int count(char **argv)
+{
+    int n = 0;
+    while (argv[n])
+        n++;
+    return n;
+}
+
+Test(vmm_argv, minimal_domain_gets_libvirt_layout)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    struct pv_error error = {0};
+    char **argv = vmm_argv_build(&definition, &paths, &error);
+    cr_assert_not_null(argv, "%s", error.message);
+    cr_assert_str_eq(argv[0], "/usr/bin/plugvirt-vmm");
+    cr_assert_geq(find_pair(argv, "-name", "guest=demo,debug-threads=on"), 0);
+    cr_assert_geq(find_pair(argv, "-machine", "pc,accel=kvm,usb=off"), 0);
+    cr_assert_geq(find_pair(argv, "-cpu", "host"), 0);
+    cr_assert_geq(find_pair(argv, "-m", "size=131072k"), 0);
+    cr_assert_geq(find_pair(argv, "-smp", "1,maxcpus=2,sockets=2,cores=1,threads=1"), 0);
+    cr_assert_geq(find_pair(argv, "-uuid", "2b5e1c52-9c9b-4c5b-9f6f-3a0c7d1e2f10"), 0);
+    cr_assert_geq(find_pair(argv, "-chardev",
+                            "socket,id=charmonitor,path=/run/plugvirt/domains/demo/qmp.sock,"
+                            "server=on,wait=off"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-mon", "chardev=charmonitor,id=monitor,mode=control"), 0);
+    cr_assert_geq(find_pair(argv, "-serial", "file:/run/plugvirt/domains/demo/serial.log"), 0);
+    cr_assert_geq(find_pair(argv, "-pidfile", "/run/plugvirt/domains/demo/vmm.pid"), 0);
+    cr_assert_geq(find_pair(argv, "-kernel", "/usr/share/plugvirt/probe-guest.elf"), 0);
+    cr_assert_geq(find_pair(argv, "-append", "console=ttyS0 probe.unplug=ignore"), 0);
+    cr_assert_geq(find_pair(argv, "-display", "none"), 0);
+    bool paused = false, nodefaults = false, no_shutdown = false, initrd = false;
+    for (int i = 0; argv[i]; i++) {
+        paused |= strcmp(argv[i], "-S") == 0;
+        nodefaults |= strcmp(argv[i], "-nodefaults") == 0;
+        no_shutdown |= strcmp(argv[i], "-no-shutdown") == 0;
+        initrd |= strcmp(argv[i], "-initrd") == 0;
+    }
+    cr_assert(paused, "the VMM must start paused (-S), the daemon sends cont");
+    cr_assert(nodefaults);
+    cr_assert_not(no_shutdown, "guest poweroff must end the VMM");
+    cr_assert_not(initrd, "no -initrd without <initrd>");
+    vmm_argv_free(argv);
+}
+
+Test(vmm_argv, disks_use_the_hotplug_node_names)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    struct domain_disk disks[2];
+    memset(disks, 0, sizeof(disks));
+    disks[0].source = "/var/lib/images/root.img";
+    disks[0].target_dev = "vda";
+    disks[0].alias = "virtio-disk0";
+    disks[0].address.type = DOMAIN_ADDRESS_PCI;
+    disks[0].address.slot = 3;
+    disks[1].type = DOMAIN_DISK_BLOCK;
+    disks[1].source = "/dev/sdz";
+    disks[1].target_dev = "vdb";
+    disks[1].alias = "virtio-disk1";
+    disks[1].address.type = DOMAIN_ADDRESS_PCI;
+    disks[1].address.slot = 10;
+    disks[1].readonly = true;
+    disks[1].cache = "none";
+    disks[1].serial = "SER,1";
+    disks[1].driver_type = "qcow2";
+    definition.disks = disks;
+    definition.disk_count = 2;
+    struct pv_error error = {0};
+    char **argv = vmm_argv_build(&definition, &paths, &error);
+    cr_assert_not_null(argv, "%s", error.message);
+    cr_assert_geq(find_pair(argv, "-blockdev",
+                            "{\"driver\": \"file\", \"filename\": \"/var/lib/images/root.img\", "
+                            "\"node-name\": \"virtio-disk0-storage\", \"auto-read-only\": true, "
+                            "\"discard\": \"unmap\"}"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-blockdev",
+                            "{\"node-name\": \"virtio-disk0-format\", \"read-only\": false, "
+                            "\"driver\": \"raw\", \"file\": \"virtio-disk0-storage\"}"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-device",
+                            "virtio-blk-pci,bus=pci.0,addr=0x3,drive=virtio-disk0-format,"
+                            "id=virtio-disk0"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-blockdev",
+                            "{\"driver\": \"host_device\", \"filename\": \"/dev/sdz\", "
+                            "\"node-name\": \"virtio-disk1-storage\", \"auto-read-only\": true, "
+                            "\"discard\": \"unmap\", \"cache\": {\"direct\": true, "
+                            "\"no-flush\": false}}"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-blockdev",
+                            "{\"node-name\": \"virtio-disk1-format\", \"read-only\": true, "
+                            "\"cache\": {\"direct\": true, \"no-flush\": false}, \"driver\": "
+                            "\"qcow2\", \"file\": \"virtio-disk1-storage\"}"),
+                  0);
+    /* The serial's comma is doubled (QemuOpts escaping). */
+    cr_assert_geq(find_pair(argv, "-device",
+                            "virtio-blk-pci,bus=pci.0,addr=0xa,drive=virtio-disk1-format,"
+                            "id=virtio-disk1,serial=SER,,1,write-cache=on"),
+                  0);
+    /* Disk order is the definition's: vda's -device comes before vdb's. */
+    cr_assert_lt(find_pair(argv, "-device",
+                           "virtio-blk-pci,bus=pci.0,addr=0x3,drive=virtio-disk0-format,"
+                           "id=virtio-disk0"),
+                 find_pair(argv, "-device",
+                           "virtio-blk-pci,bus=pci.0,addr=0xa,drive=virtio-disk1-format,"
+                           "id=virtio-disk1,serial=SER,,1,write-cache=on"));
+    vmm_argv_free(argv);
+}
+
+Test(vmm_argv, qemu_emulator_gets_the_same_argv)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    definition.initrd = "/boot/initrd.img";
+    definition.cpu_mode = "custom";
+    definition.cpu_model = "IvyBridge-IBRS";
+    struct vmm_argv_paths qemu_paths = paths;
+    qemu_paths.emulator = "/usr/bin/qemu-system-x86_64";
+    char **ours = vmm_argv_build(&definition, &paths, NULL);
+    char **qemu = vmm_argv_build(&definition, &qemu_paths, NULL);
+    cr_assert_not_null(ours);
+    cr_assert_not_null(qemu);
+    cr_assert_str_eq(qemu[0], "/usr/bin/qemu-system-x86_64");
+    cr_assert_eq(count(ours), count(qemu));
+    for (int i = 1; ours[i]; i++)
+        cr_assert_str_eq(ours[i], qemu[i]);
+    cr_assert_geq(find_pair(qemu, "-cpu", "IvyBridge-IBRS"), 0);
+    cr_assert_geq(find_pair(qemu, "-initrd", "/boot/initrd.img"), 0);
+    vmm_argv_free(ours);
+    vmm_argv_free(qemu);
+}
+
+Test(vmm_argv, names_and_paths_with_commas_are_escaped)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    definition.name = "a,b";
+    struct vmm_argv_paths odd = paths;
+    odd.qmp_socket = "/tmp/x,y/qmp.sock";
+    char **argv = vmm_argv_build(&definition, &odd, NULL);
+    cr_assert_not_null(argv);
+    cr_assert_geq(find_pair(argv, "-name", "guest=a,,b,debug-threads=on"), 0);
+    cr_assert_geq(find_pair(argv, "-chardev",
+                            "socket,id=charmonitor,path=/tmp/x,,y/qmp.sock,server=on,wait=off"),
+                  0);
+    vmm_argv_free(argv);
+}
+
+Test(vmm_argv, unsupported_definitions_are_refused)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    struct domain_disk disk = {0};
+    disk.source = "/img";
+    disk.target_dev = "sda";
+    disk.target_bus = DOMAIN_DISK_BUS_SCSI;
+    disk.alias = "scsi0-0-0-0";
+    disk.address.type = DOMAIN_ADDRESS_PCI;
+    definition.disks = &disk;
+    definition.disk_count = 1;
+    struct pv_error error = {0};
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert(strstr(error.message, "unsupported") != NULL, "%s", error.message);
+
+    disk.target_bus = DOMAIN_DISK_BUS_VIRTIO;
+    disk.target_dev = "vda";
+    disk.alias = NULL; /* not resolved by the caller */
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert(strstr(error.message, "alias") != NULL, "%s", error.message);
+}
