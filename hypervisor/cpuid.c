@@ -3,7 +3,12 @@
  * Start from KVM_GET_SUPPORTED_CPUID and hide what the PVM backend cannot
  * run at guest CPL0 (research/pvm-kvm-findings.md, instruction matrix): a
  * guest kernel that sees a feature uses it in its own code (alternatives,
- * crypto, xsave context switching) and then dies on an emulation failure. */
+ * crypto, xsave context switching) and then dies on an emulation failure.
+ *
+ * Measured on this host's kvm-pvm: CPUID executed at guest CPL0 returns our leaf 1 ECX OR'd
+ * with host bits (0x76d81203 here: XSAVE, AVX, SSE4.x, POPCNT...), so these masks cannot hide
+ * XSAVE from a kernel there; Linux needs `noxsave` on its command line (tests/linux does
+ * that). On a VMX/SVM host the masks take effect. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -22,7 +22,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 timeout=${PLUGVIRT_LINUX_TIMEOUT:-300}
 memory=${PLUGVIRT_LINUX_MEMORY:-512}
 cache=${PLUGVIRT_LINUX_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/plugvirt/linux}
-cmdline="console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 reboot=t"
+# noxsave: on kvm-pvm, CPUID at guest CPL0 ORs the host's XSAVE/AVX bits into whatever
+# KVM_SET_CPUID2 says, so Linux would use xsave/xrstor, which PVM cannot emulate at CPL0.
+cmdline="console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 reboot=t noxsave"
 if [ -n "${PLUGVIRT_LINUX_APPEND:-}" ]; then
     cmdline="$cmdline $PLUGVIRT_LINUX_APPEND"
 fi
