@@ -29,6 +29,7 @@ void daemon_config_init(struct daemon_config *config)
     config->schema_dir = strdup(PLUGVIRT_DATADIR "/schemas");
     config->detach_timeout_ms = 5000;
     config->qmp_timeout_ms = 5000;
+    config->job_wait_timeout_ms = 30000;
     config->log_level = PV_LOG_INFO;
 }
 
@@ -75,6 +76,8 @@ int daemon_config_set(struct daemon_config *config, const char *key, const char 
         return parse_milliseconds(key, value, &config->detach_timeout_ms, error);
     if (strcmp(key, "qmp_timeout_ms") == 0)
         return parse_milliseconds(key, value, &config->qmp_timeout_ms, error);
+    if (strcmp(key, "job_wait_timeout_ms") == 0)
+        return parse_milliseconds(key, value, &config->job_wait_timeout_ms, error);
     if (strcmp(key, "log_level") == 0)
         return parse_log_level(value, &config->log_level, error);
     char **field = NULL;

@@ -2,8 +2,9 @@
  *
  * Precedence: built-in defaults < configuration file < command line. The file is optional
  * when it is the default path (/etc/plugvirt/plugvirtd.conf) and required when --config
- * names it. Keys: detach_timeout_ms, qmp_timeout_ms, vmm_path, probe_guest_path, log_level
- * (error|warning|info|debug), schema_dir, state_dir, run_dir. '#' starts a comment. */
+ * names it. Keys: detach_timeout_ms, qmp_timeout_ms, job_wait_timeout_ms, vmm_path,
+ * probe_guest_path, log_level (error|warning|info|debug), schema_dir, state_dir, run_dir. '#'
+ * starts a comment. */
 #ifndef PLUGVIRT_DAEMON_CONFIG_H
 #define PLUGVIRT_DAEMON_CONFIG_H
 
@@ -17,14 +18,15 @@
 #define DAEMON_CONFIG_DEFAULT_RUN_DIR "/run/plugvirt"
 
 struct daemon_config {
-    char *state_dir;        /* plugvirt.db */
-    char *run_dir;          /* sockets, pidfile, domains/<name>/ */
-    char *config_file;      /* NULL: the default file, if it exists */
-    char *schema_dir;       /* RelaxNG schemas (xml-schemas/) */
-    char *vmm_path;         /* default emulator; NULL: plugvirt-vmm next to plugvirtd */
-    char *probe_guest_path; /* informational (the demo VM's kernel) */
-    int detach_timeout_ms;  /* default wait for DEVICE_DELETED */
-    int qmp_timeout_ms;     /* every QMP command */
+    char *state_dir;         /* plugvirt.db */
+    char *run_dir;           /* sockets, pidfile, domains/<name>/ */
+    char *config_file;       /* NULL: the default file, if it exists */
+    char *schema_dir;        /* RelaxNG schemas (xml-schemas/) */
+    char *vmm_path;          /* default emulator; NULL: plugvirt-vmm next to plugvirtd */
+    char *probe_guest_path;  /* informational (the demo VM's kernel) */
+    int detach_timeout_ms;   /* default wait for DEVICE_DELETED */
+    int qmp_timeout_ms;      /* every QMP command */
+    int job_wait_timeout_ms; /* how long a hotplug request waits for a busy domain */
     enum pv_log_level log_level;
     bool foreground;
     bool show_version;

@@ -723,6 +723,7 @@ struct domains *domains_create(struct event_base *base, struct store *store,
     struct hotplug_config hotplug_config = {
         .qmp_timeout_ms = config->qmp_timeout_ms,
         .detach_timeout_ms = config->detach_timeout_ms,
+        .job_wait_timeout_ms = config->job_wait_timeout_ms,
         .device_removed = on_device_removed,
         .opaque = domains,
     };

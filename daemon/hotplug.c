@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,13 @@
 
 #define HOTPLUG_MAX_STEPS 8
 #define HOTPLUG_DEFAULT_TIMEOUT_MS 5000
+#define HOTPLUG_DEFAULT_JOB_WAIT_MS 30000
+/* TEST-ONLY fault injection: when this environment variable names a step (see step_name:
+ * "blockdev-add-storage", "blockdev-add-format", "device_add", "device_del",
+ * "blockdev-del-format", ...), the daemon raise(SIGKILL)s itself right after that step's
+ * successful QMP reply, so the integration tests can kill it deterministically inside a job
+ * and check the journal recovery. Inert when unset or empty; never set it in production. */
+#define HOTPLUG_TEST_ABORT_VARIABLE "PLUGVIRT_TEST_ABORT_AFTER_STEP"
 #define HOTPLUG_MAX_QUERY_SIZE (16 * 1024 * 1024)
 
 /* --- sequences ----------------------------------------------------------------------------- */
@@ -228,6 +236,8 @@ struct hotplug_job {
     bool failed;   /* a do step failed: undoing is a rollback */
     bool undo_failed;
     struct event *wait_timer;
+    struct event *queue_timer; /* bounds the wait in the domain's queue (job_wait_timeout_ms) */
+    struct timespec queued_at;
     struct timespec step_started;
     char step_label[128];
     struct hotplug_result result;
@@ -261,6 +271,7 @@ struct hotplug_manager {
     struct store *store;
     struct hotplug_config config;
     struct hotplug_domain *domains;
+    char abort_after_step[64]; /* test-only, see HOTPLUG_TEST_ABORT_VARIABLE */
 };
 
 static void step_run(struct hotplug_job *job);
@@ -372,6 +383,8 @@ static void job_free(struct hotplug_job *job)
         return;
     if (job->wait_timer)
         event_free(job->wait_timer);
+    if (job->queue_timer)
+        event_free(job->queue_timer);
     domain_device_free(job->device);
     store_job_list_free(job->entries, job->entries_total);
     free(job->existing_devices);
@@ -735,6 +748,22 @@ static void step_run(struct hotplug_job *job)
 
 static void query_reply(struct hotplug_job *job, const struct qmp_connection_reply *reply);
 
+/* TEST-ONLY (HOTPLUG_TEST_ABORT_VARIABLE): dies like a SIGKILLed daemon after the named step. */
+static void test_abort_after(struct hotplug_job *job, const struct hotplug_step *step,
+                             const char *command)
+{
+    const char *wanted = job->domain->manager->abort_after_step;
+    if (wanted[0] == '\0')
+        return;
+    char name[96];
+    snprintf(name, sizeof(name), "%s%s", command, step->object_suffix);
+    if (strcmp(name, wanted) == 0) {
+        pv_log_warning("%s=%s: killing the daemon after %s %s (test-only fault injection)",
+                       HOTPLUG_TEST_ABORT_VARIABLE, wanted, job->kind, job->names.target);
+        raise(SIGKILL);
+    }
+}
+
 static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply)
 {
     struct hotplug_job *job = opaque;
@@ -753,6 +782,8 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
         job_end_deferred(job, reply->status, command);
         return;
     }
+    if (reply->status == 0)
+        test_abort_after(job, step, job->phase == PHASE_DO ? step->command : step->undo_command);
     if (job->phase == PHASE_DO) {
         if (reply->status == 0) {
             job->index++;
@@ -926,6 +957,8 @@ static void on_kick(evutil_socket_t fd, short what, void *opaque)
     if (!domain->queue_head)
         domain->queue_tail = NULL;
     job->next = NULL;
+    if (job->queue_timer)
+        evtimer_del(job->queue_timer);
     domain->running = job;
     job_start(job);
 }
@@ -1152,6 +1185,15 @@ struct hotplug_manager *hotplug_manager_create(struct event_base *base, struct s
         manager->config.qmp_timeout_ms = HOTPLUG_DEFAULT_TIMEOUT_MS;
     if (manager->config.detach_timeout_ms <= 0)
         manager->config.detach_timeout_ms = HOTPLUG_DEFAULT_TIMEOUT_MS;
+    if (manager->config.job_wait_timeout_ms <= 0)
+        manager->config.job_wait_timeout_ms = HOTPLUG_DEFAULT_JOB_WAIT_MS;
+    const char *abort_step = getenv(HOTPLUG_TEST_ABORT_VARIABLE);
+    if (abort_step && abort_step[0]) {
+        snprintf(manager->abort_after_step, sizeof(manager->abort_after_step), "%s", abort_step);
+        pv_log_warning("%s=%s is set: the daemon kills itself after that hotplug step "
+                       "(test-only fault injection)",
+                       HOTPLUG_TEST_ABORT_VARIABLE, abort_step);
+    }
     return manager;
 }
 
@@ -1202,6 +1244,37 @@ void hotplug_set_qmp(struct hotplug_manager *manager, const char *domain_uuid,
         domain->qmp = qmp;
 }
 
+/* A request waited job_wait_timeout_ms behind another job: it fails with "busy", naming the
+ * job that holds the domain, instead of hanging behind a guest that never answers. */
+static void queue_wait_timed_out(evutil_socket_t fd, short what, void *opaque)
+{
+    struct hotplug_job *job = opaque;
+    struct hotplug_domain *domain = job->domain;
+    struct hotplug_job *previous = NULL, *entry = domain->queue_head;
+    while (entry && entry != job) {
+        previous = entry;
+        entry = entry->next;
+    }
+    if (!entry) /* started meanwhile */
+        return;
+    if (previous)
+        previous->next = job->next;
+    else
+        domain->queue_head = job->next;
+    if (domain->queue_tail == job)
+        domain->queue_tail = previous;
+    job->next = NULL;
+    const char *holder = hotplug_busy_description(domain->manager, domain->uuid);
+    result_set(&job->result, -EBUSY, "busy", NULL, NULL,
+               "domain is busy with %s; %s %s gave up after waiting %.1f s",
+               holder ? holder : "another job", job->kind, job->names.target,
+               elapsed_seconds(&job->queued_at));
+    pv_log_warning("domain %s: %s", domain->uuid, job->result.message);
+    if (job->done)
+        job->done(job->opaque, &job->result);
+    job_free(job);
+}
+
 static int queue_device_job(struct hotplug_manager *manager, enum hotplug_job_type type,
                             const char *domain_uuid, struct qmp_connection *qmp,
                             const struct domain_device *device, int timeout_ms,
@@ -1231,6 +1304,16 @@ static int queue_device_job(struct hotplug_manager *manager, enum hotplug_job_ty
         job->wait_timeout_ms = timeout_ms;
     if (qmp)
         domain->qmp = qmp;
+    clock_gettime(CLOCK_MONOTONIC, &job->queued_at);
+    if (domain->running || domain->queue_head) {
+        int wait_ms = manager->config.job_wait_timeout_ms;
+        struct timeval delay = {.tv_sec = wait_ms / 1000, .tv_usec = (wait_ms % 1000) * 1000};
+        job->queue_timer = evtimer_new(manager->base, queue_wait_timed_out, job);
+        if (!job->queue_timer || evtimer_add(job->queue_timer, &delay) < 0) {
+            job_free(job);
+            return pv_error_set(error, -ENOMEM, "cannot arm the job wait timer");
+        }
+    }
     job_enqueue(domain, job);
     return 0;
 }

@@ -44,6 +44,9 @@ typedef void (*hotplug_device_removed_fn)(void *opaque, const char *domain_uuid,
 struct hotplug_config {
     int qmp_timeout_ms;    /* every QMP command, default 5000 */
     int detach_timeout_ms; /* default wait for DEVICE_DELETED (<= 0: 5000) */
+    /* How long an attach/detach waits in the domain's queue behind another job before it
+     * fails with code "busy" and a message naming the holder (<= 0: 30000). */
+    int job_wait_timeout_ms;
     hotplug_device_removed_fn device_removed;
     void *opaque;
 };
@@ -53,7 +56,9 @@ struct hotplug_manager *hotplug_manager_create(struct event_base *base, struct s
                                                struct pv_error *error);
 void hotplug_manager_destroy(struct hotplug_manager *manager);
 
-/* Queues a job for the domain; `done` runs once when it ends. timeout_ms < 0: default. */
+/* Queues a job for the domain; `done` runs once when it ends. timeout_ms < 0: default.
+ * A job queued behind another one fails with code "busy" (the message names the holder, see
+ * hotplug_busy_description) when it has not started within config.job_wait_timeout_ms. */
 int hotplug_attach(struct hotplug_manager *manager, const char *domain_uuid,
                    struct qmp_connection *qmp, const struct domain_device *device,
                    hotplug_done_fn done, void *opaque, struct pv_error *error);

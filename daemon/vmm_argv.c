@@ -262,14 +262,23 @@ char **vmm_argv_build(const struct domain_definition *definition,
     argv_addf(&builder, "guest=%s,debug-threads=on", name ? name : "");
     free(name);
     argv_add(&builder, "-S");
+    /* <domain type='qemu'> is libvirt's TCG domain. For type='kvm' stock QEMU falls back to
+     * TCG when /dev/kvm is unusable (plugvirt-vmm reads only the first accelerator: kvm). */
     argv_add(&builder, "-machine");
-    argv_add(&builder, "pc,accel=kvm,usb=off");
-    argv_add(&builder, "-cpu");
+    argv_add(&builder, definition->type && strcmp(definition->type, "qemu") == 0
+                           ? "pc,accel=tcg,usb=off"
+                           : "pc,accel=kvm:tcg,usb=off");
+    /* Like libvirt: no <cpu> element, no -cpu (the emulator's default model: plugvirt-vmm's
+     * is host, QEMU's qemu64, which also runs under TCG and under nested KVM hosts where
+     * QEMU 7.2's -cpu host aborts setting MSR_IA32_ARCH_CAPABILITIES). */
     if (definition->cpu_mode && strcmp(definition->cpu_mode, "custom") == 0 &&
-        definition->cpu_model)
+        definition->cpu_model) {
+        argv_add(&builder, "-cpu");
         argv_add_owned(&builder, escape_commas(definition->cpu_model));
-    else
+    } else if (definition->cpu_mode) {
+        argv_add(&builder, "-cpu");
         argv_add(&builder, "host");
+    }
     argv_add(&builder, "-m");
     argv_addf(&builder, "size=%lluk", (unsigned long long)definition->memory_kib);
     unsigned maximum = definition->vcpus_max ? definition->vcpus_max : 1;

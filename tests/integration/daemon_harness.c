@@ -80,8 +80,8 @@ int daemon_start(struct daemon_process *daemon)
         return -errno;
     fprintf(config,
             "# written by the integration tests\nvmm_path = %s\nschema_dir = %s\n"
-            "detach_timeout_ms = 5000\nqmp_timeout_ms = 5000\n",
-            daemon_harness_vmm_path(), daemon_harness_schema_dir());
+            "detach_timeout_ms = 5000\nqmp_timeout_ms = 5000\n%s\n",
+            daemon_harness_vmm_path(), daemon_harness_schema_dir(), daemon->extra_config);
     fclose(config);
     pid_t pid = fork();
     if (pid < 0)
@@ -253,15 +253,24 @@ const char *daemon_make_image(struct daemon_process *daemon, const char *name, u
 char *daemon_domain_xml(const char *name, const char *uuid, const char *cmdline,
                         const char *disks_xml)
 {
+    return daemon_domain_xml_options(name, uuid, cmdline, disks_xml, NULL);
+}
+
+char *daemon_domain_xml_options(const char *name, const char *uuid, const char *cmdline,
+                                const char *disks_xml, const struct daemon_domain_options *options)
+{
     char *xml = NULL;
-    char uuid_element[80] = "";
+    char uuid_element[80] = "", emulator_element[400] = "";
     if (uuid)
         snprintf(uuid_element, sizeof(uuid_element), "  <uuid>%s</uuid>\n", uuid);
+    if (options && options->emulator)
+        snprintf(emulator_element, sizeof(emulator_element), "    <emulator>%s</emulator>\n",
+                 options->emulator);
     if (asprintf(&xml,
-                 "<domain type='kvm'>\n"
+                 "<domain type='%s'>\n"
                  "  <name>%s</name>\n"
                  "%s"
-                 "  <memory unit='MiB'>128</memory>\n"
+                 "  <memory unit='MiB'>%u</memory>\n"
                  "  <vcpu>1</vcpu>\n"
                  "  <os>\n"
                  "    <type arch='x86_64' machine='pc'>hvm</type>\n"
@@ -269,10 +278,12 @@ char *daemon_domain_xml(const char *name, const char *uuid, const char *cmdline,
                  "    <cmdline>%s</cmdline>\n"
                  "  </os>\n"
                  "  <features><acpi/></features>\n"
-                 "  <devices>\n%s  </devices>\n"
+                 "  <devices>\n%s%s  </devices>\n"
                  "</domain>\n",
-                 name, uuid_element, daemon_harness_probe_guest_path(),
-                 cmdline ? cmdline : "console=ttyS0", disks_xml ? disks_xml : "") < 0)
+                 options && options->type ? options->type : "kvm", name, uuid_element,
+                 options && options->memory_mib ? options->memory_mib : 128,
+                 daemon_harness_probe_guest_path(), cmdline ? cmdline : "console=ttyS0",
+                 emulator_element, disks_xml ? disks_xml : "") < 0)
         return NULL;
     return xml;
 }

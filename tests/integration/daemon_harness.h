@@ -18,6 +18,7 @@ struct daemon_process {
     char socket_path[340];
     char read_only_socket_path[340];
     char log_path[340];
+    char extra_config[512];    /* "key = value" lines appended to plugvirtd.conf by daemon_start */
     struct api_client *client; /* connected to the read-write socket */
 };
 
@@ -47,6 +48,14 @@ const char *daemon_make_image(struct daemon_process *daemon, const char *name, u
 /* A domain XML for the probe guest with `disks_xml` inside <devices>; malloc'd. */
 char *daemon_domain_xml(const char *name, const char *uuid, const char *cmdline,
                         const char *disks_xml);
+/* daemon_domain_xml with more choices (0/NULL: the defaults of daemon_domain_xml). */
+struct daemon_domain_options {
+    unsigned memory_mib;  /* default 128 */
+    const char *type;     /* <domain type=...>, default 'kvm' */
+    const char *emulator; /* <emulator>, default none (plugvirt-vmm) */
+};
+char *daemon_domain_xml_options(const char *name, const char *uuid, const char *cmdline,
+                                const char *disks_xml, const struct daemon_domain_options *options);
 /* A JSON string literal of `text` (quoted, escaped); malloc'd. */
 char *daemon_json_string(const char *text);
 

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon_harness.h"
 #include "json_util.h"
+#include "store.h"
 
 static struct daemon_process daemon_under_test;
 
@@ -95,7 +97,7 @@ static char *disk_xml(const char *source, const char *target)
 
 static void call_simple(const char *method, const char *domain)
 {
-    char params[256];
+    char params[512];
     snprintf(params, sizeof(params), "{\"domain\": \"%s\"}", domain);
     struct api_reply reply;
     daemon_call_ok(daemon_p, method, params, &reply);
@@ -467,4 +469,511 @@ Test(daemon, detach_timeout_reports_pending_not_detached)
     free(params);
     free(disk);
     call_simple("domain.destroy", "stubborn");
+}
+
+/* ------------------------------------------------------------------ helpers for the tests
+ * below: monitor queries, the store as the daemon left it, parallel requests. */
+
+static long long monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Defines a domain and returns its uuid in `uuid` (37 bytes). */
+static void define_domain_with(const char *name, const char *cmdline, const char *disks_xml,
+                               const struct daemon_domain_options *options, char *uuid)
+{
+    char *xml = daemon_domain_xml_options(name, NULL, cmdline, disks_xml, options);
+    char *params = xml_params(NULL, xml, NULL);
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.define", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "name"), name);
+    if (uuid)
+        snprintf(uuid, 37, "%s", json_get_string(reply.result, "uuid"));
+    api_reply_free(&reply);
+    free(params);
+    free(xml);
+}
+
+/* Any string value (not key) in the tree equal to `text`. */
+static bool json_has_string(yajl_val value, const char *text)
+{
+    if (value == NULL)
+        return false;
+    if (YAJL_IS_STRING(value)) {
+        const char *string = YAJL_GET_STRING(value);
+        return string && strcmp(string, text) == 0;
+    }
+    if (YAJL_IS_ARRAY(value)) {
+        for (size_t i = 0; i < value->u.array.len; i++)
+            if (json_has_string(value->u.array.values[i], text))
+                return true;
+    } else if (YAJL_IS_OBJECT(value)) {
+        for (size_t i = 0; i < value->u.object.len; i++)
+            if (json_has_string(value->u.object.values[i], text))
+                return true;
+    }
+    return false;
+}
+
+/* Runs a QMP command (no arguments) through domain.qemu_monitor_command and tells whether
+ * its reply holds the string `text` (a node-name, a qdev_id). */
+static bool monitor_reply_has(const char *domain, const char *command, const char *text)
+{
+    char qmp[200], *quoted, *params;
+    if (strcmp(command, "query-named-block-nodes") == 0)
+        snprintf(qmp, sizeof(qmp), "{\"execute\": \"%s\", \"arguments\": {\"flat\": true}}",
+                 command);
+    else
+        snprintf(qmp, sizeof(qmp), "{\"execute\": \"%s\"}", command);
+    quoted = daemon_json_string(qmp);
+    cr_assert_geq(asprintf(&params, "{\"domain\": \"%s\", \"command\": %s}", domain, quoted), 0);
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.qemu_monitor_command", params, &reply);
+    yajl_val answer = json_object_get(reply.result, "reply");
+    cr_assert_not_null(answer, "%s: no reply", command);
+    bool found = json_has_string(answer, text);
+    api_reply_free(&reply);
+    free(params);
+    free(quoted);
+    return found;
+}
+
+/* What the store holds for the domain: device rows, and unfinished journal jobs. */
+static void store_counts(const char *uuid, size_t *devices, size_t *running_jobs,
+                         enum store_device_state *first_state)
+{
+    struct pv_error error = {0};
+    struct store *store = store_open(daemon_p->state_dir, &error);
+    cr_assert_not_null(store, "store_open: %s", error.message);
+    struct store_device *rows = NULL;
+    size_t count = 0;
+    cr_assert_eq(store_device_list(store, uuid, &rows, &count, &error), 0, "%s", error.message);
+    *devices = count;
+    if (first_state && count)
+        *first_state = rows[0].state;
+    store_device_list_free(rows, count);
+    struct store_job *jobs = NULL;
+    cr_assert_eq(store_job_list_unfinished(store, &jobs, &count, &error), 0, "%s", error.message);
+    *running_jobs = 0;
+    for (size_t i = 0; i < count; i++)
+        *running_jobs += strcasecmp(jobs[i].domain_uuid, uuid) == 0;
+    store_job_list_free(jobs, count);
+    store_close(store);
+}
+
+static size_t blklist_length(const char *domain, bool inactive)
+{
+    char params[200];
+    snprintf(params, sizeof(params), "{\"domain\": \"%s\", \"inactive\": %s}", domain,
+             inactive ? "true" : "false");
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.blklist", params, &reply);
+    size_t length = YAJL_GET_ARRAY(reply.result)->len;
+    api_reply_free(&reply);
+    return length;
+}
+
+static bool domain_xml_contains(const char *domain, bool inactive, const char *text)
+{
+    char params[200];
+    snprintf(params, sizeof(params), "{\"domain\": \"%s\", \"inactive\": %s}", domain,
+             inactive ? "true" : "false");
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.xml", params, &reply);
+    bool found = strstr(json_get_string(reply.result, "xml"), text) != NULL;
+    api_reply_free(&reply);
+    return found;
+}
+
+/* The daemon's log (plugvirtd --verbose output) contains `text`. */
+static bool daemon_log_contains(const char *text)
+{
+    FILE *file = fopen(daemon_p->log_path, "r");
+    if (file == NULL)
+        return false;
+    char line[2048];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), file))
+        found = strstr(line, text) != NULL;
+    fclose(file);
+    return found;
+}
+
+static char *disk_xml_with_serial(const char *source, const char *target, const char *serial)
+{
+    char *xml = NULL;
+    cr_assert_geq(asprintf(&xml,
+                           "<disk type='file' device='disk'>\n"
+                           "  <driver name='qemu' type='raw'/>\n"
+                           "  <source file='%s'/>\n"
+                           "  <target dev='%s' bus='virtio'/>\n"
+                           "  <serial>%s</serial>\n"
+                           "</disk>\n",
+                           source, target, serial),
+                  0);
+    return xml;
+}
+
+/* Sends the request on every client first, then collects every reply: the daemon has all
+ * of them in flight at once. replies[i] is the parsed reply line (yajl_tree_free it). */
+static void call_parallel(struct api_client **clients, size_t count, const char *method,
+                          char **params, yajl_val *replies)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct pv_error error = {0};
+        cr_assert_eq(api_client_send(clients[i], method, params[i], NULL, &error), 0, "%s: %s",
+                     method, error.message);
+    }
+    for (size_t i = 0; i < count; i++) {
+        char *line = NULL;
+        struct pv_error error = {0};
+        cr_assert_eq(api_client_read_line(clients[i], 60000, &line, &error), 0, "%s #%zu: %s",
+                     method, i, error.message);
+        replies[i] = json_parse(line, strlen(line), API_CLIENT_MAX_LINE, JSON_MAX_DEPTH, NULL);
+        cr_assert_not_null(replies[i], "%s #%zu: bad reply %s", method, i, line);
+        yajl_val failure = json_get_object(replies[i], "error");
+        cr_assert_null(failure, "%s #%zu: %s: %s", method, i, json_get_string(failure, "code"),
+                       json_get_string(failure, "message"));
+        free(line);
+    }
+}
+
+/* --------------------------------------------------------------------- stock QEMU --- */
+
+#define QEMU_PATH "/usr/bin/qemu-system-x86_64"
+
+/* <emulator> names stock QEMU: same argv builder, same QMP sequences. Paused, so no guest
+ * answers: the attach is accepted by QEMU, the detach times out as pending, and the daemon
+ * stays consistent until destroy cleans up. */
+Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
+{
+    if (access(QEMU_PATH, X_OK) != 0)
+        cr_skip("%s is not installed (Debian package qemu-system-x86)", QEMU_PATH);
+    /* type='qemu' (TCG): QEMU's SeaBIOS takes ~5 s under this host's KVM, TCG ~0.1 s. */
+    struct daemon_domain_options options = {.type = "qemu", .emulator = QEMU_PATH};
+    char uuid[37];
+    define_domain_with("stock", NULL, NULL, &options, uuid);
+    start_and_wait_ready("stock");
+    cr_assert_eq(daemon_wait_serial(daemon_p, "stock", "PROBE BOOT entry=pvh", 1000), 0,
+                 "QEMU did not boot the probe guest through its PVH note");
+    pid_t vmm = daemon_vmm_pid(daemon_p, "stock");
+    cr_assert_gt(vmm, 0);
+    char cmdline_path[64], cmdline[256] = "";
+    snprintf(cmdline_path, sizeof(cmdline_path), "/proc/%d/cmdline", (int)vmm);
+    FILE *file = fopen(cmdline_path, "r");
+    cr_assert_not_null(file);
+    cr_assert_gt(fread(cmdline, 1, sizeof(cmdline) - 1, file), 0);
+    fclose(file);
+    cr_assert_str_eq(cmdline, QEMU_PATH, "the VMM is not stock QEMU");
+
+    call_simple("domain.suspend", "stock");
+    cr_assert_eq(daemon_wait_state(daemon_p, "stock", "paused", 5000), 0);
+    const char *image = daemon_make_image(daemon_p, "qemu.img", 16);
+    char *disk = disk_xml_with_serial(image, "vdb", "qemu-vdb");
+    char *params = xml_params("stock", disk, "\"flags\": [\"live\"]");
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "device"), "virtio-disk1");
+    cr_assert_str_eq(json_get_string(reply.result, "address"), "0000:00:03.0");
+    api_reply_free(&reply);
+    free(params);
+    cr_assert(monitor_reply_has("stock", "query-named-block-nodes", "virtio-disk1-storage"));
+    cr_assert(monitor_reply_has("stock", "query-named-block-nodes", "virtio-disk1-format"));
+    cr_assert(monitor_reply_has("stock", "query-pci", "virtio-disk1"));
+
+    params = xml_params("stock", disk, "\"flags\": [\"live\"], \"timeout\": 1");
+    long long started = monotonic_ms();
+    daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
+    cr_assert(strstr(json_get_string(reply.result, "message"), "has not released vdb"));
+    api_reply_free(&reply);
+    cr_assert_lt(monotonic_ms() - started, 5000, "the detach timeout was not honoured");
+    free(params);
+
+    /* Consistent: still in the live definition and the store (detaching), still in QEMU. */
+    cr_assert_eq(blklist_length("stock", false), 1);
+    cr_assert(domain_xml_contains("stock", false, "<target dev='vdb'"));
+    cr_assert_not(domain_xml_contains("stock", true, "<target dev='vdb'"));
+    size_t devices = 0, jobs = 0;
+    enum store_device_state state = STORE_DEVICE_ATTACHED;
+    store_counts(uuid, &devices, &jobs, &state);
+    cr_assert_eq(devices, 1);
+    cr_assert_eq(state, STORE_DEVICE_DETACHING);
+    cr_assert(monitor_reply_has("stock", "query-pci", "virtio-disk1"));
+    /* A second detach does not resend device_del; it waits again and stays pending. */
+    params = xml_params("stock", disk, "\"flags\": [\"live\"], \"timeout\": 0.2");
+    daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
+    api_reply_free(&reply);
+    free(params);
+    free(disk);
+
+    call_simple("domain.destroy", "stock");
+    for (int i = 0; i < 100 && process_alive(vmm); i++)
+        usleep(20000);
+    cr_assert_not(process_alive(vmm), "QEMU still runs after destroy");
+    store_counts(uuid, &devices, &jobs, NULL);
+    cr_assert_eq(devices, 0, "destroy left device rows behind");
+    cr_assert_eq(jobs, 0, "destroy left journal jobs running");
+    cr_assert_eq(blklist_length("stock", false), 0);
+}
+
+/* ---------------------------------------------------- SIGKILL inside an attach job --- */
+
+Test(daemon, sigkill_between_blockdev_add_and_device_add_is_rolled_back)
+{
+    /* A daemon that kills itself right after blockdev-add of the format node succeeded. */
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    setenv("PLUGVIRT_TEST_ABORT_AFTER_STEP", "blockdev-add-format", 1);
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    unsetenv("PLUGVIRT_TEST_ABORT_AFTER_STEP");
+
+    char uuid[37];
+    define_domain_with("window", NULL, NULL, NULL, uuid);
+    start_and_wait_ready("window");
+    pid_t vmm = daemon_vmm_pid(daemon_p, "window");
+    const char *image = daemon_make_image(daemon_p, "window.img", 8);
+    char *disk = disk_xml(image, "vdb");
+    char *params = xml_params("window", disk, "\"flags\": [\"live\", \"config\"]");
+    /* Not daemon_call: its error log would fail the run although the failure is expected. */
+    struct api_reply reply = {0};
+    int rc = api_client_call(daemon_p->client, "domain.attach_device", params, 10000, &reply, NULL);
+    api_reply_free(&reply);
+    cr_assert_lt(rc, 0, "the daemon answered instead of dying inside the job");
+    int status = 0;
+    cr_assert_eq(daemon_kill(daemon_p, SIGKILL, &status), 0);
+    cr_assert_eq(status, -SIGKILL);
+    cr_assert(process_alive(vmm), "the VM died with the daemon");
+    /* The window was hit: the journal has the job running, the device is half attached. */
+    size_t devices = 0, jobs = 0;
+    enum store_device_state state = STORE_DEVICE_ATTACHED;
+    store_counts(uuid, &devices, &jobs, &state);
+    cr_assert_eq(jobs, 1);
+    cr_assert_eq(devices, 1);
+    cr_assert_eq(state, STORE_DEVICE_ATTACHING);
+
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    cr_assert_eq(daemon_wait_state(daemon_p, "window", "running", 5000), 0);
+    long long deadline = monotonic_ms() + 10000;
+    do {
+        store_counts(uuid, &devices, &jobs, NULL);
+        if (jobs == 0)
+            break;
+        usleep(20000);
+    } while (monotonic_ms() < deadline);
+    cr_assert_eq(jobs, 0, "the interrupted job was not finished");
+    cr_assert_eq(devices, 0, "a half-attached device stayed in the store");
+    cr_assert_not(monitor_reply_has("window", "query-named-block-nodes", "virtio-disk1-format"));
+    cr_assert_not(monitor_reply_has("window", "query-named-block-nodes", "virtio-disk1-storage"));
+    cr_assert_not(monitor_reply_has("window", "query-pci", "virtio-disk1"));
+    cr_assert_eq(blklist_length("window", false), 0);
+    cr_assert_eq(blklist_length("window", true), 0);
+    cr_assert_not(domain_xml_contains("window", false, "vdb"));
+    cr_assert_not(domain_xml_contains("window", true, "vdb"));
+    cr_assert(daemon_log_contains("rolled back"), "the recovery did not report the rollback");
+    /* Nothing stands in the way of the same attach now. */
+    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "target"), "vdb");
+    api_reply_free(&reply);
+    cr_assert_eq(daemon_wait_serial(daemon_p, "window", "PROBE PCI ADD 00:03.0 1af4:1042", 5000),
+                 0);
+    free(params);
+    free(disk);
+    call_simple("domain.destroy", "window");
+}
+
+/* ------------------------------------------------------- 20 domains in parallel --- */
+
+#define PARALLEL_DOMAINS 20
+
+Test(daemon, twenty_domains_hotplug_in_parallel_without_cross_talk, .timeout = 180)
+{
+    struct api_client *clients[PARALLEL_DOMAINS];
+    char *params[PARALLEL_DOMAINS], *disks[PARALLEL_DOMAINS], names[PARALLEL_DOMAINS][16];
+    char images[PARALLEL_DOMAINS][600];
+    yajl_val replies[PARALLEL_DOMAINS];
+    struct daemon_domain_options options = {.memory_mib = 32};
+    for (int i = 0; i < PARALLEL_DOMAINS; i++) {
+        snprintf(names[i], sizeof(names[i]), "par%02d", i);
+        define_domain_with(names[i], NULL, NULL, &options, NULL);
+        clients[i] = api_client_connect(daemon_p->socket_path, NULL);
+        cr_assert_not_null(clients[i]);
+        char image_name[32];
+        snprintf(image_name, sizeof(image_name), "%s.img", names[i]);
+        /* Distinct sizes too: each guest must report its own disk's capacity. */
+        snprintf(images[i], sizeof(images[i]), "%s",
+                 daemon_make_image(daemon_p, image_name, 1 + (unsigned)i));
+        disks[i] = disk_xml_with_serial(images[i], "vdb", names[i]);
+    }
+    for (int i = 0; i < PARALLEL_DOMAINS; i++)
+        cr_assert_geq(asprintf(&params[i], "{\"domain\": \"%s\"}", names[i]), 0);
+    call_parallel(clients, PARALLEL_DOMAINS, "domain.start", params, replies);
+    for (int i = 0; i < PARALLEL_DOMAINS; i++) {
+        yajl_tree_free(replies[i]);
+        free(params[i]);
+        cr_assert_eq(daemon_wait_serial(daemon_p, names[i], "PROBE READY", 30000), 0,
+                     "%s did not boot", names[i]);
+        params[i] = xml_params(names[i], disks[i], "\"flags\": [\"live\"]");
+    }
+
+    call_parallel(clients, PARALLEL_DOMAINS, "domain.attach_device", params, replies);
+    for (int i = 0; i < PARALLEL_DOMAINS; i++) {
+        yajl_val result = json_object_get(replies[i], "result");
+        cr_assert_str_eq(json_get_string(result, "target"), "vdb");
+        cr_assert_str_eq(json_get_string(result, "address"), "0000:00:03.0");
+        yajl_tree_free(replies[i]);
+    }
+    for (int i = 0; i < PARALLEL_DOMAINS; i++) {
+        /* Exactly one new virtio-blk, with this domain's serial and this image's size. */
+        char expected[512];
+        snprintf(expected, sizeof(expected),
+                 "PROBE PCI ADD 00:03.0 1af4:1042 virtio-blk sectors=%u serial=%s\n",
+                 (1 + i) * 2048, names[i]);
+        cr_assert_eq(
+            daemon_wait_serial(daemon_p, names[i], "PROBE PCI ADD 00:03.0 1af4:1042", 10000), 0,
+            "%s did not see its disk", names[i]);
+        char path[700], line[1024];
+        snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon_p->run_dir, names[i]);
+        FILE *serial = fopen(path, "r");
+        cr_assert_not_null(serial);
+        int disks_seen = 0;
+        bool own = false;
+        while (fgets(line, sizeof(line), serial)) {
+            if (strstr(line, "1af4:1042") && strncmp(line, "PROBE PCI ADD", 13) == 0) {
+                disks_seen++;
+                own |= strcmp(line, expected) == 0;
+            }
+        }
+        fclose(serial);
+        cr_assert_eq(disks_seen, 1, "%s saw %d disks", names[i], disks_seen);
+        cr_assert(own, "%s did not see its own disk (%s)", names[i], expected);
+        char blk_params[512];
+        snprintf(blk_params, sizeof(blk_params), "{\"domain\": \"%s\"}", names[i]);
+        struct api_reply reply;
+        daemon_call_ok(daemon_p, "domain.blklist", blk_params, &reply);
+        cr_assert_eq(YAJL_GET_ARRAY(reply.result)->len, 1);
+        cr_assert_str_eq(json_get_string(YAJL_GET_ARRAY(reply.result)->values[0], "source"),
+                         images[i]);
+        api_reply_free(&reply);
+    }
+
+    call_parallel(clients, PARALLEL_DOMAINS, "domain.detach_device", params, replies);
+    for (int i = 0; i < PARALLEL_DOMAINS; i++) {
+        yajl_val result = json_object_get(replies[i], "result");
+        cr_assert_str_eq(json_get_string(result, "status"), "detached", "%s", names[i]);
+        yajl_tree_free(replies[i]);
+        cr_assert_eq(daemon_wait_serial(daemon_p, names[i], "PROBE PCI EJECT 00:03.0", 5000), 0);
+        cr_assert_eq(blklist_length(names[i], false), 0);
+        free(params[i]);
+        free(disks[i]);
+        api_client_close(clients[i]);
+    }
+    for (int i = 0; i < PARALLEL_DOMAINS; i++)
+        call_simple("domain.destroy", names[i]);
+}
+
+/* ------------------------------------------------------------------- late eject --- */
+
+Test(daemon, late_eject_finishes_a_pending_detach)
+{
+    char uuid[37];
+    define_domain_with("late", "console=ttyS0 probe.unplug=delay:3000", NULL, NULL, uuid);
+    start_and_wait_ready("late");
+    struct api_client *events = api_client_connect(daemon_p->socket_path, NULL);
+    cr_assert_not_null(events);
+    struct api_reply reply = {0};
+    cr_assert_eq(
+        api_client_call(events, "events.subscribe", "{\"domain\": \"late\"}", 5000, &reply, NULL),
+        0);
+    api_reply_free(&reply);
+    const char *image = daemon_make_image(daemon_p, "late.img", 8);
+    char *disk = disk_xml(image, "vdb");
+    char *params = xml_params("late", disk, NULL);
+    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+    api_reply_free(&reply);
+    free(params);
+    cr_assert_eq(daemon_wait_serial(daemon_p, "late", "PROBE PCI ADD 00:03.0 1af4:1042", 5000), 0);
+
+    params = xml_params("late", disk, "\"timeout\": 1");
+    long long requested = monotonic_ms();
+    daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
+    api_reply_free(&reply);
+    free(params);
+    free(disk);
+    cr_assert_eq(blklist_length("late", false), 1, "pending, yet gone from the live definition");
+
+    /* The guest ejects ~3 s after the request; the daemon then finishes on its own. */
+    bool removed = false;
+    while (!removed && monotonic_ms() - requested < 15000) {
+        yajl_val event = NULL;
+        if (api_client_read_event(events, 1000, &event, NULL) < 0)
+            continue;
+        const char *type = json_get_string(event, "event");
+        const char *detail = json_get_string(event, "detail");
+        removed = type && !strcmp(type, "device-removed") && detail && strstr(detail, "vdb");
+        yajl_tree_free(event);
+    }
+    cr_assert(removed, "no device-removed event after the late eject");
+    cr_assert_geq(monotonic_ms() - requested, 2500, "removed before the guest's delay");
+    api_client_close(events);
+    cr_assert_eq(daemon_wait_serial(daemon_p, "late", "PROBE PCI EJECT 00:03.0", 1000), 0);
+    cr_assert_eq(blklist_length("late", false), 0);
+    cr_assert_not(monitor_reply_has("late", "query-named-block-nodes", "virtio-disk1-format"));
+    cr_assert_not(monitor_reply_has("late", "query-named-block-nodes", "virtio-disk1-storage"));
+    cr_assert_not(monitor_reply_has("late", "query-pci", "virtio-disk1"));
+    size_t devices = 0, jobs = 0;
+    store_counts(uuid, &devices, &jobs, NULL);
+    cr_assert_eq(devices, 0);
+    cr_assert_eq(jobs, 0);
+    call_simple("domain.destroy", "late");
+}
+
+/* ------------------------------------------------------------ busy domain --- */
+
+Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
+{
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    snprintf(daemon_p->extra_config, sizeof(daemon_p->extra_config), "job_wait_timeout_ms = 500");
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    define_domain("busy", NULL, "console=ttyS0 probe.unplug=ignore", NULL);
+    start_and_wait_ready("busy");
+    const char *image = daemon_make_image(daemon_p, "busy.img", 8);
+    char *disk = disk_xml(image, "vdb");
+    char *params = xml_params("busy", disk, NULL);
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+    api_reply_free(&reply);
+    free(params);
+
+    /* A detach that waits long for a guest that never releases the disk holds the domain. */
+    struct api_client *holder = api_client_connect(daemon_p->socket_path, NULL);
+    cr_assert_not_null(holder);
+    params = xml_params("busy", disk, "\"timeout\": 20");
+    cr_assert_eq(api_client_send(holder, "domain.detach_device", params, NULL, NULL), 0);
+    free(params);
+    free(disk);
+    cr_assert_eq(daemon_wait_serial(daemon_p, "busy", "PROBE PCI UNPLUG-IGNORED 00:03.0", 5000), 0);
+
+    const char *second = daemon_make_image(daemon_p, "second.img", 8);
+    disk = disk_xml(second, "vdc");
+    params = xml_params("busy", disk, NULL);
+    long long started = monotonic_ms();
+    expect_error("domain.attach_device", params, "busy", "detach-disk vdb");
+    long long waited = monotonic_ms() - started;
+    cr_assert_geq(waited, 400, "did not wait in the queue (%lld ms)", waited);
+    cr_assert_lt(waited, 5000, "job_wait_timeout_ms not honoured (%lld ms)", waited);
+    cr_assert(daemon_log_contains("domain is busy with detach-disk vdb"),
+              "the busy refusal was not logged");
+    free(params);
+    free(disk);
+    /* The holder is unaffected; destroying the domain ends it. */
+    call_simple("domain.destroy", "busy");
+    char *line = NULL;
+    cr_assert_eq(api_client_read_line(holder, 5000, &line, NULL), 0);
+    free(line);
+    api_client_close(holder);
 }

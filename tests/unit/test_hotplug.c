@@ -501,6 +501,47 @@ Test(hotplug, domains_run_in_parallel_and_jobs_queue_per_domain)
     cr_assert_eq(queued.result.status, 0, "%s", queued.result.message);
 }
 
+Test(hotplug, a_job_waiting_too_long_behind_another_fails_busy_naming_the_holder)
+{
+    /* A manager whose queue wait is short. */
+    hotplug_manager_destroy(manager);
+    struct hotplug_config config = {.qmp_timeout_ms = 200,
+                                    .detach_timeout_ms = 200,
+                                    .job_wait_timeout_ms = 300,
+                                    .device_removed = on_removed};
+    manager = hotplug_manager_create(base, store, &config, NULL);
+    cr_assert_not_null(manager);
+    hotplug_set_qmp(manager, UUID_A, side_a.qmp);
+    hotplug_set_qmp(manager, UUID_B, side_b.qmp);
+    struct domain_device disk1 = make_disk("vdb", "virtio-disk1", 5);
+    struct domain_device disk2 = make_disk("vdc", "virtio-disk2", 6);
+    struct domain_device disk3 = make_disk("vdd", "virtio-disk3", 7);
+    cr_assert_eq(attach(&side_a, &disk1).result.status, 0);
+    fake_qmp_peer_set_auto_release(side_a.peer, false);
+    struct outcome holder = {0}, waiting = {0}, third = {0};
+    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 2000, on_done, &holder, NULL),
+                 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, on_done, &waiting, NULL), 0);
+    cr_assert(run_until(&waiting.calls, 1, 1500), "the queued job waited without bound");
+    cr_assert_eq(waiting.result.status, -EBUSY);
+    cr_assert_str_eq(waiting.result.code, "busy");
+    cr_assert(strstr(waiting.result.message, "detach-disk vdb: waiting"), "%s",
+              waiting.result.message);
+    cr_assert(strstr(waiting.result.message, "attach-disk vdc gave up after waiting 0.3 s"), "%s",
+              waiting.result.message);
+    cr_assert_eq(holder.calls, 0, "the holder is not disturbed");
+    cr_assert_str_eq(device_state(UUID_A, "vdc", NULL, 0), "none", "nothing was sent for vdc");
+    /* A job that starts within its wait is not cancelled afterwards. */
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk3, on_done, &third, NULL), 0);
+    cr_assert(fake_qmp_peer_release(side_a.peer, "virtio-disk1"));
+    cr_assert(run_until(&third.calls, 1, 3000));
+    cr_assert_eq(holder.result.status, 0);
+    cr_assert_not(holder.result.pending);
+    cr_assert_eq(third.result.status, 0, "%s", third.result.message);
+    run_for(400);
+    cr_assert_eq(third.calls, 1);
+}
+
 Test(hotplug, busy_names_the_step_in_flight)
 {
     struct domain_device disk = make_disk("vdb", "virtio-disk1", 5);

@@ -52,8 +52,9 @@ Test(vmm_argv, minimal_domain_gets_libvirt_layout)
     cr_assert_not_null(argv, "%s", error.message);
     cr_assert_str_eq(argv[0], "/usr/bin/plugvirt-vmm");
     cr_assert_geq(find_pair(argv, "-name", "guest=demo,debug-threads=on"), 0);
-    cr_assert_geq(find_pair(argv, "-machine", "pc,accel=kvm,usb=off"), 0);
-    cr_assert_geq(find_pair(argv, "-cpu", "host"), 0);
+    cr_assert_geq(find_pair(argv, "-machine", "pc,accel=kvm:tcg,usb=off"), 0);
+    for (int i = 0; argv[i]; i++)
+        cr_assert_str_neq(argv[i], "-cpu", "no <cpu>: the emulator's default model");
     cr_assert_geq(find_pair(argv, "-m", "size=131072k"), 0);
     cr_assert_geq(find_pair(argv, "-smp", "1,maxcpus=2,sockets=2,cores=1,threads=1"), 0);
     cr_assert_geq(find_pair(argv, "-uuid", "2b5e1c52-9c9b-4c5b-9f6f-3a0c7d1e2f10"), 0);
@@ -167,6 +168,19 @@ Test(vmm_argv, qemu_emulator_gets_the_same_argv)
     cr_assert_geq(find_pair(qemu, "-initrd", "/boot/initrd.img"), 0);
     vmm_argv_free(ours);
     vmm_argv_free(qemu);
+}
+
+Test(vmm_argv, domain_type_and_cpu_mode_choose_accelerator_and_model)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    definition.type = "qemu";
+    definition.cpu_mode = "host-passthrough";
+    char **argv = vmm_argv_build(&definition, &paths, NULL);
+    cr_assert_not_null(argv);
+    cr_assert_geq(find_pair(argv, "-machine", "pc,accel=tcg,usb=off"), 0);
+    cr_assert_geq(find_pair(argv, "-cpu", "host"), 0);
+    vmm_argv_free(argv);
 }
 
 Test(vmm_argv, names_and_paths_with_commas_are_escaped)
