@@ -286,22 +286,43 @@ static int wait_seconds(struct pvsh_context *context, const struct pvsh_argument
     return 0;
 }
 
-/* `has_wait` and `seconds` as wait_seconds() returned them. */
+/* What detach-device and detach-disk both resolve before they build the device XML. */
+struct detach_options {
+    bool live;
+    bool config;
+    bool wait; /* --wait was given: the daemon waits up to `seconds` for the guest */
+    unsigned long long seconds;
+};
+
+/* --wait, then the --live/--config/--current/--persistent flags; returns the exit status. */
+static int parse_detach_options(struct pvsh_context *context,
+                                const struct pvsh_arguments *arguments, const char *domain,
+                                struct detach_options *options)
+{
+    *options = (struct detach_options){0};
+    int wait_absent = wait_seconds(context, arguments, &options->seconds);
+    if (wait_absent < 0)
+        return PVSH_EXIT_FAILURE;
+    options->wait = wait_absent == 0;
+    return resolve_flags(context, arguments, domain, &options->live, &options->config);
+}
+
 static int detach(struct pvsh_context *context, const struct pvsh_arguments *arguments,
-                  const char *xml, bool live, bool config, int has_wait, unsigned long long seconds,
-                  const char *target, const char *success_message)
+                  const char *xml, const struct detach_options *options, const char *target,
+                  const char *success_message)
 {
     struct json_writer params;
     json_writer_init(&params, false);
     json_writer_begin_object(&params);
     json_writer_member_string(&params, "domain", pvsh_argument_string(arguments, "domain"));
     json_writer_member_string(&params, "xml", xml);
-    write_flags(&params, live, config);
-    if (has_wait == 0)
-        json_writer_member_uint(&params, "timeout", seconds);
+    write_flags(&params, options->live, options->config);
+    if (options->wait)
+        json_writer_member_uint(&params, "timeout", options->seconds);
     json_writer_end_object(&params);
     struct api_reply reply;
-    int reply_timeout_ms = has_wait == 0 ? (int)(seconds * 1000) + context->reply_timeout_ms : 0;
+    int reply_timeout_ms =
+        options->wait ? (int)(options->seconds * 1000) + context->reply_timeout_ms : 0;
     int status = pvsh_call(context, "domain.detach_device", &params, reply_timeout_ms, &reply);
     json_writer_free(&params);
     if (status != PVSH_EXIT_SUCCESS)
@@ -352,21 +373,16 @@ static char *find_target_dev(const char *xml)
 static int run_detach_device(struct pvsh_context *context, const struct pvsh_arguments *arguments)
 {
     const char *domain = pvsh_argument_string(arguments, "domain");
-    unsigned long long seconds = 0;
-    int has_wait = wait_seconds(context, arguments, &seconds);
-    if (has_wait < 0)
-        return PVSH_EXIT_FAILURE;
-    bool live = false;
-    bool config = false;
-    int status = resolve_flags(context, arguments, domain, &live, &config);
+    struct detach_options detach_options;
+    int status = parse_detach_options(context, arguments, domain, &detach_options);
     if (status != PVSH_EXIT_SUCCESS)
         return status;
     char *xml = read_xml_file(context, pvsh_argument_string(arguments, "file"));
     if (!xml)
         return PVSH_EXIT_FAILURE;
     char *target = find_target_dev(xml);
-    status = detach(context, arguments, xml, live, config, has_wait, seconds, target,
-                    "Device detached successfully");
+    status =
+        detach(context, arguments, xml, &detach_options, target, "Device detached successfully");
     free(target);
     free(xml);
     return status;
@@ -426,19 +442,14 @@ static int run_detach_disk(struct pvsh_context *context, const struct pvsh_argum
 {
     const char *domain = pvsh_argument_string(arguments, "domain");
     const char *target = pvsh_argument_string(arguments, "target");
-    unsigned long long seconds = 0;
-    int has_wait = wait_seconds(context, arguments, &seconds);
-    if (has_wait < 0)
-        return PVSH_EXIT_FAILURE;
-    bool live = false;
-    bool config = false;
-    int status = resolve_flags(context, arguments, domain, &live, &config);
+    struct detach_options detach_options;
+    int status = parse_detach_options(context, arguments, domain, &detach_options);
     if (status != PVSH_EXIT_SUCCESS)
         return status;
     /* As virsh does: find the disk (by target or source path) in the definition that is
      * going to change, and send its description. */
     struct api_reply disks;
-    status = fetch_disks(context, domain, config && !live, &disks);
+    status = fetch_disks(context, domain, detach_options.config && !detach_options.live, &disks);
     if (status != PVSH_EXIT_SUCCESS)
         return status;
     yajl_val found = NULL;
@@ -478,8 +489,8 @@ static int run_detach_disk(struct pvsh_context *context, const struct pvsh_argum
         free(disk_target);
         return pvsh_report_error(context, "internal", "%s", error.message);
     }
-    status = detach(context, arguments, xml, live, config, has_wait, seconds, disk_target,
-                    "Disk detached successfully");
+    status =
+        detach(context, arguments, xml, &detach_options, disk_target, "Disk detached successfully");
     free(disk_target);
     free(xml);
     return status;

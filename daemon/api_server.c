@@ -97,17 +97,31 @@ static void connection_send(struct api_connection *connection, const char *text)
         connection_close(connection);
 }
 
+/* Every reply is one object that echoes the request's id (null when it had none). */
+static void begin_reply(struct json_writer *writer, const char *id_json)
+{
+    json_writer_init(writer, false);
+    json_writer_begin_object(writer);
+    json_writer_key(writer, "id");
+    if (id_json)
+        json_writer_json(writer, id_json);
+    else
+        json_writer_null(writer);
+}
+
+/* Closes the reply object begun by begin_reply() and sends it. */
+static void send_reply(struct api_connection *connection, struct json_writer *writer)
+{
+    json_writer_end_object(writer);
+    connection_send(connection, json_writer_text(writer));
+    json_writer_free(writer);
+}
+
 static void send_error(struct api_connection *connection, const char *id_json, const char *code,
                        const char *message, const char *qmp_class, const char *step)
 {
     struct json_writer writer;
-    json_writer_init(&writer, false);
-    json_writer_begin_object(&writer);
-    json_writer_key(&writer, "id");
-    if (id_json)
-        json_writer_json(&writer, id_json);
-    else
-        json_writer_null(&writer);
+    begin_reply(&writer, id_json);
     json_writer_key(&writer, "error");
     json_writer_begin_object(&writer);
     json_writer_member_string(&writer, "code", code);
@@ -117,27 +131,17 @@ static void send_error(struct api_connection *connection, const char *id_json, c
     if (step)
         json_writer_member_string(&writer, "step", step);
     json_writer_end_object(&writer);
-    json_writer_end_object(&writer);
-    connection_send(connection, json_writer_text(&writer));
-    json_writer_free(&writer);
+    send_reply(connection, &writer);
 }
 
 static void send_result(struct api_connection *connection, const char *id_json,
                         const char *result_json)
 {
     struct json_writer writer;
-    json_writer_init(&writer, false);
-    json_writer_begin_object(&writer);
-    json_writer_key(&writer, "id");
-    if (id_json)
-        json_writer_json(&writer, id_json);
-    else
-        json_writer_null(&writer);
+    begin_reply(&writer, id_json);
     json_writer_key(&writer, "result");
     json_writer_json(&writer, result_json ? result_json : "{}");
-    json_writer_end_object(&writer);
-    connection_send(connection, json_writer_text(&writer));
-    json_writer_free(&writer);
+    send_reply(connection, &writer);
 }
 
 static void on_request_done(void *opaque, const struct domains_result *result)

@@ -1745,43 +1745,106 @@ static bool alias_taken(const struct domain_definition *definition, const char *
     return false;
 }
 
+/* What attach and detach both hold while they check a request. */
+struct device_operation {
+    struct store_domain row;
+    struct runtime *runtime; /* NULL when shut off or being stopped */
+    unsigned flags;          /* resolved: DOMAINS_FLAG_LIVE and/or DOMAINS_FLAG_CONFIG */
+    struct domain_device *device;
+    struct domain_definition *persistent;
+};
+
+/* Finds the domain, resolves the flags against its state and parses the device XML; on
+ * failure replies, releases what it took and returns < 0. */
+static int device_operation_begin(struct device_operation *operation, struct domains *domains,
+                                  const char *key, const char *xml, unsigned flags,
+                                  domains_done_fn done, void *opaque)
+{
+    *operation = (struct device_operation){.flags = flags};
+    if (lookup(domains, key, &operation->row, done, opaque) < 0)
+        return -1;
+    struct pv_error error = {0};
+    operation->runtime = find_runtime(domains, operation->row.uuid);
+    if (operation->runtime && operation->runtime->stopping)
+        operation->runtime = NULL;
+    if (resolve_flags(&operation->flags, operation->runtime, done, opaque) < 0)
+        goto fail;
+    operation->device =
+        xml ? domain_xml_parse_device(xml, strlen(xml), domains->config->schema_dir, &error) : NULL;
+    if (operation->device == NULL) {
+        reply_error(done, opaque, xml ? xml_error_code(&error) : "invalid-argument", "%s",
+                    xml ? error.message : "missing parameter 'xml'");
+        goto fail;
+    }
+    return 0;
+fail:
+    store_domain_clear(&operation->row);
+    return -1;
+}
+
+/* Parses the stored persistent definition; on failure replies and returns < 0. */
+static int device_operation_load_persistent(struct device_operation *operation,
+                                            struct domains *domains, domains_done_fn done,
+                                            void *opaque)
+{
+    struct pv_error error = {0};
+    operation->persistent = parse_definition(domains, operation->row.persistent_xml, &error);
+    if (operation->persistent == NULL) {
+        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+        return -1;
+    }
+    return 0;
+}
+
+static void device_operation_end(struct device_operation *operation)
+{
+    if (operation->device)
+        domain_device_free(operation->device);
+    if (operation->persistent)
+        domain_definition_free(operation->persistent);
+    store_domain_clear(&operation->row);
+}
+
+/* A request that outlives the call (the hotplug job's callback); replies on failure. */
+static struct device_request *device_request_new(struct domains *domains, const char *uuid,
+                                                 unsigned flags, domains_done_fn done, void *opaque)
+{
+    struct device_request *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        reply_error(done, opaque, "internal", "out of memory");
+        return NULL;
+    }
+    request->domains = domains;
+    snprintf(request->uuid, sizeof(request->uuid), "%s", uuid);
+    request->flags = flags;
+    request->done = done;
+    request->opaque = opaque;
+    return request;
+}
+
 void domains_attach_device(struct domains *domains, const char *key, const char *xml,
                            unsigned flags, domains_done_fn done, void *opaque)
 {
-    struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    struct device_operation operation;
+    if (device_operation_begin(&operation, domains, key, xml, flags, done, opaque) < 0)
         return;
     struct pv_error error = {0};
-    struct domain_device *device = NULL;
-    struct domain_definition *persistent = NULL;
-    struct runtime *runtime = find_runtime(domains, row.uuid);
-    if (runtime && runtime->stopping)
-        runtime = NULL;
-    if (resolve_flags(&flags, runtime, done, opaque) < 0)
-        goto out;
-    device =
-        xml ? domain_xml_parse_device(xml, strlen(xml), domains->config->schema_dir, &error) : NULL;
-    if (device == NULL) {
-        reply_error(done, opaque, xml ? xml_error_code(&error) : "invalid-argument", "%s",
-                    xml ? error.message : "missing parameter 'xml'");
-        goto out;
-    }
-    if (device->kind != DOMAIN_DEVICE_DISK) {
+    struct runtime *runtime = operation.runtime;
+    flags = operation.flags;
+    if (operation.device->kind != DOMAIN_DEVICE_DISK) {
         reply_error(done, opaque, "unsupported",
                     "unsupported: only <disk> devices can be attached so far");
         goto out;
     }
-    struct domain_disk *disk = &device->disk;
+    struct domain_disk *disk = &operation.device->disk;
     if ((flags & DOMAINS_FLAG_LIVE) && disk->target_bus != DOMAIN_DISK_BUS_VIRTIO) {
         reply_error(done, opaque, "unsupported",
                     "unsupported: only bus='virtio' disks can be hot-plugged so far");
         goto out;
     }
-    persistent = parse_definition(domains, row.persistent_xml, &error);
-    if (persistent == NULL) {
-        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+    if (device_operation_load_persistent(&operation, domains, done, opaque) < 0)
         goto out;
-    }
+    struct domain_definition *persistent = operation.persistent;
     /* Preflight: everything that can fail is checked before the guest is touched. */
     if (disk->target_dev == NULL || domains_disk_index(disk->target_dev) < 0) {
         reply_error(done, opaque, "preflight-failed",
@@ -1836,20 +1899,14 @@ void domains_attach_device(struct domains *domains, const char *key, const char 
         }
         set_pci_address(&disk->address, (unsigned)slot);
     }
-    struct device_request *request = calloc(1, sizeof(*request));
-    if (request == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
+    struct device_request *request =
+        device_request_new(domains, operation.row.uuid, flags, done, opaque);
+    if (request == NULL)
         goto out;
-    }
-    request->domains = domains;
-    snprintf(request->uuid, sizeof(request->uuid), "%s", row.uuid);
-    request->flags = flags;
-    request->device = device;
-    request->done = done;
-    request->opaque = opaque;
-    device = NULL;
+    request->device = operation.device;
+    operation.device = NULL;
     if (flags & DOMAINS_FLAG_LIVE) {
-        if (hotplug_attach(domains->hotplug, row.uuid, runtime->qmp, request->device,
+        if (hotplug_attach(domains->hotplug, operation.row.uuid, runtime->qmp, request->device,
                            on_attach_done, request, &error) < 0) {
             reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
                         error.message);
@@ -1860,11 +1917,7 @@ void domains_attach_device(struct domains *domains, const char *key, const char 
         device_request_free(request);
     }
 out:
-    if (device)
-        domain_device_free(device);
-    if (persistent)
-        domain_definition_free(persistent);
-    store_domain_clear(&row);
+    device_operation_end(&operation);
 }
 
 /* Removes a disk from the live definition (if still there) and saves it. */
@@ -1983,36 +2036,21 @@ static void on_detach_done(void *opaque, const struct hotplug_result *result)
 void domains_detach_device(struct domains *domains, const char *key, const char *xml,
                            unsigned flags, int timeout_ms, domains_done_fn done, void *opaque)
 {
-    struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    struct device_operation operation;
+    if (device_operation_begin(&operation, domains, key, xml, flags, done, opaque) < 0)
         return;
     struct pv_error error = {0};
-    struct domain_device *device = NULL;
-    struct domain_definition *persistent = NULL;
-    struct runtime *runtime = find_runtime(domains, row.uuid);
-    if (runtime && runtime->stopping)
-        runtime = NULL;
-    if (resolve_flags(&flags, runtime, done, opaque) < 0)
-        goto out;
-    device =
-        xml ? domain_xml_parse_device(xml, strlen(xml), domains->config->schema_dir, &error) : NULL;
-    if (device == NULL) {
-        reply_error(done, opaque, xml ? xml_error_code(&error) : "invalid-argument", "%s",
-                    xml ? error.message : "missing parameter 'xml'");
-        goto out;
-    }
-    if (device->kind != DOMAIN_DEVICE_DISK || device->disk.target_dev == NULL) {
+    struct runtime *runtime = operation.runtime;
+    flags = operation.flags;
+    if (operation.device->kind != DOMAIN_DEVICE_DISK || operation.device->disk.target_dev == NULL) {
         reply_error(done, opaque, "unsupported",
                     "unsupported: only <disk> devices (with <target dev=...>) can be detached "
                     "so far");
         goto out;
     }
-    const char *target = device->disk.target_dev;
-    persistent = parse_definition(domains, row.persistent_xml, &error);
-    if (persistent == NULL) {
-        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+    const char *target = operation.device->disk.target_dev;
+    if (device_operation_load_persistent(&operation, domains, done, opaque) < 0)
         goto out;
-    }
     struct domain_disk *live_disk =
         (flags & DOMAINS_FLAG_LIVE) ? domain_find_disk(runtime->live, target) : NULL;
     if ((flags & DOMAINS_FLAG_LIVE) && live_disk == NULL) {
@@ -2022,27 +2060,21 @@ void domains_detach_device(struct domains *domains, const char *key, const char 
                     target);
         goto out;
     }
-    if ((flags & DOMAINS_FLAG_CONFIG) && domain_find_disk(persistent, target) == NULL) {
+    if ((flags & DOMAINS_FLAG_CONFIG) && domain_find_disk(operation.persistent, target) == NULL) {
         reply_error(done, opaque, "invalid-argument",
                     "no disk with target %s in the persistent definition", target);
         goto out;
     }
-    struct device_request *request = calloc(1, sizeof(*request));
-    if (request == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
+    struct device_request *request =
+        device_request_new(domains, operation.row.uuid, flags, done, opaque);
+    if (request == NULL)
         goto out;
-    }
-    request->domains = domains;
-    snprintf(request->uuid, sizeof(request->uuid), "%s", row.uuid);
-    request->flags = flags;
-    request->done = done;
-    request->opaque = opaque;
     if (live_disk) {
         struct domain_device resolved = {.kind = DOMAIN_DEVICE_DISK, .disk = *live_disk};
         request->device = domain_device_copy(&resolved);
     } else {
-        request->device = device;
-        device = NULL;
+        request->device = operation.device;
+        operation.device = NULL;
     }
     if (request->device == NULL) {
         reply_error(done, opaque, "internal", "out of memory");
@@ -2050,8 +2082,8 @@ void domains_detach_device(struct domains *domains, const char *key, const char 
         goto out;
     }
     if (flags & DOMAINS_FLAG_LIVE) {
-        if (hotplug_detach(domains->hotplug, row.uuid, runtime->qmp, request->device, timeout_ms,
-                           on_detach_done, request, &error) < 0) {
+        if (hotplug_detach(domains->hotplug, operation.row.uuid, runtime->qmp, request->device,
+                           timeout_ms, on_detach_done, request, &error) < 0) {
             reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
                         error.message);
             device_request_free(request);
@@ -2061,11 +2093,7 @@ void domains_detach_device(struct domains *domains, const char *key, const char 
         device_request_free(request);
     }
 out:
-    if (device)
-        domain_device_free(device);
-    if (persistent)
-        domain_definition_free(persistent);
-    store_domain_clear(&row);
+    device_operation_end(&operation);
 }
 
 /* ------------------------------------------------------------ monitor command --- */

@@ -313,6 +313,19 @@ static void result_set(struct hotplug_result *result, int status, const char *co
     va_end(arguments);
 }
 
+/* Adds one entry to a recovery job's report (entries are separated by "; "). */
+static void report_add(struct hotplug_job *job, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static void report_add(struct hotplug_job *job, const char *format, ...)
+{
+    char entry[sizeof(job->report)];
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(entry, sizeof(entry), format, arguments);
+    va_end(arguments);
+    append(job->report, sizeof(job->report), "%s%s", job->report[0] ? "; " : "", entry);
+}
+
 static struct hotplug_domain *domain_find(struct hotplug_manager *manager, const char *uuid)
 {
     for (struct hotplug_domain *domain = manager->domains; domain; domain = domain->next)
@@ -564,6 +577,21 @@ static void fail_unsent(struct hotplug_job *job, const char *command, int rc)
     job_end(job);
 }
 
+/* Closes the arguments object the caller filled, sends the step at job->index and frees the
+ * arguments; a command that cannot be sent ends the job. */
+static void send_step(struct hotplug_job *job, const char *command, struct json_writer *arguments)
+{
+    json_writer_end_object(arguments);
+    snprintf(job->step_label, sizeof(job->step_label), "%s %s", command,
+             job->names.objects[job->index]);
+    int rc = json_writer_status(arguments) < 0
+                 ? -ENOMEM
+                 : send_command(job, command, json_writer_text(arguments));
+    json_writer_free(arguments);
+    if (rc < 0)
+        fail_unsent(job, command, rc);
+}
+
 static void journal_step(struct hotplug_job *job, const char *phase)
 {
     if (job->journal_id < 0)
@@ -586,6 +614,16 @@ static void attach_succeeded(struct hotplug_job *job)
     job_end(job);
 }
 
+/* A recovery job's undo steps all ran: reports what was undone and goes on to the next entry. */
+static void recovery_undo_finished(struct hotplug_job *job, const char *outcome)
+{
+    report_add(job, "%s %s %s (%s)%s%s", job->kind, job->names.target, outcome,
+               job->undone[0] ? job->undone : "nothing was left",
+               job->undo_failed ? "; left behind: " : "", job->undo_errors);
+    job->recovery_failed |= job->undo_failed;
+    recovery_next(job);
+}
+
 /* All undo steps ran (or were skipped). */
 static void undo_finished(struct hotplug_job *job)
 {
@@ -594,12 +632,7 @@ static void undo_finished(struct hotplug_job *job)
         device_row_delete(job);
         journal_finish(job, job->undo_failed ? STORE_JOB_FAILED : STORE_JOB_ROLLED_BACK);
         if (job->type == JOB_RECOVER) {
-            append(job->report, sizeof(job->report), "%s%s %s rolled back (%s)%s%s",
-                   job->report[0] ? "; " : "", job->kind, job->names.target,
-                   job->undone[0] ? job->undone : "nothing was left",
-                   job->undo_failed ? "; left behind: " : "", job->undo_errors);
-            job->recovery_failed |= job->undo_failed;
-            recovery_next(job);
+            recovery_undo_finished(job, "rolled back");
             return;
         }
         if (job->undo_failed)
@@ -616,12 +649,7 @@ static void undo_finished(struct hotplug_job *job)
     journal_finish(job, job->undo_failed ? STORE_JOB_FAILED : STORE_JOB_DONE);
     notify_removed(job);
     if (job->type == JOB_RECOVER) {
-        append(job->report, sizeof(job->report), "%s%s %s finished (%s)%s%s",
-               job->report[0] ? "; " : "", job->kind, job->names.target,
-               job->undone[0] ? job->undone : "nothing was left",
-               job->undo_failed ? "; left behind: " : "", job->undo_errors);
-        job->recovery_failed |= job->undo_failed;
-        recovery_next(job);
+        recovery_undo_finished(job, "finished");
         return;
     }
     if (job->undo_failed)
@@ -633,23 +661,29 @@ static void undo_finished(struct hotplug_job *job)
     job_end(job);
 }
 
+/* Moves the job's device onto the domain's list of devices the guest has not released yet
+ * (best effort: without memory the device is only left in the store as detaching). */
+static void pending_park(struct hotplug_job *job)
+{
+    struct hotplug_pending *pending = calloc(1, sizeof(*pending));
+    if (!pending)
+        return;
+    pending->sequence = job->sequence;
+    pending->device = job->device;
+    job->device = NULL;
+    pending->names = job->names;
+    pending->journal_id = job->journal_id;
+    pending->next = job->domain->pending;
+    job->domain->pending = pending;
+}
+
 /* The guest did not release the device in time: the job ends, the device stays detaching. */
 static void detach_pending(struct hotplug_job *job)
 {
-    struct hotplug_pending *pending = calloc(1, sizeof(*pending));
-    if (pending) {
-        pending->sequence = job->sequence;
-        pending->device = job->device;
-        job->device = NULL;
-        pending->names = job->names;
-        pending->journal_id = job->journal_id;
-        pending->next = job->domain->pending;
-        job->domain->pending = pending;
-    }
+    pending_park(job);
     device_row_put(job, STORE_DEVICE_DETACHING);
     if (job->type == JOB_RECOVER) {
-        append(job->report, sizeof(job->report), "%s%s %s: device_del sent, still pending",
-               job->report[0] ? "; " : "", job->kind, job->names.target);
+        report_add(job, "%s %s: device_del sent, still pending", job->kind, job->names.target);
         recovery_next(job);
         return;
     }
@@ -711,15 +745,7 @@ static void step_run(struct hotplug_job *job)
         json_writer_init(&arguments, false);
         json_writer_begin_object(&arguments);
         step->build(job->device, &job->names, &arguments);
-        json_writer_end_object(&arguments);
-        snprintf(job->step_label, sizeof(job->step_label), "%s %s", step->command,
-                 job->names.objects[job->index]);
-        int rc = json_writer_status(&arguments) < 0
-                     ? -ENOMEM
-                     : send_command(job, step->command, json_writer_text(&arguments));
-        json_writer_free(&arguments);
-        if (rc < 0)
-            fail_unsent(job, step->command, rc);
+        send_step(job, step->command, &arguments);
         return;
     }
     /* PHASE_UNDO */
@@ -735,15 +761,7 @@ static void step_run(struct hotplug_job *job)
     json_writer_init(&arguments, false);
     json_writer_begin_object(&arguments);
     json_writer_member_string(&arguments, step->undo_id_member, job->names.objects[job->index]);
-    json_writer_end_object(&arguments);
-    snprintf(job->step_label, sizeof(job->step_label), "%s %s", step->undo_command,
-             job->names.objects[job->index]);
-    int rc = json_writer_status(&arguments) < 0
-                 ? -ENOMEM
-                 : send_command(job, step->undo_command, json_writer_text(&arguments));
-    json_writer_free(&arguments);
-    if (rc < 0)
-        fail_unsent(job, step->undo_command, rc);
+    send_step(job, step->undo_command, &arguments);
 }
 
 static void query_reply(struct hotplug_job *job, const struct qmp_connection_reply *reply);
@@ -832,8 +850,7 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
                job->undo_errors[0] ? ", " : "", step->undo_command, job->names.objects[job->index],
                reply->error_desc ? reply->error_desc : "");
         if (job->type == JOB_RECOVER) {
-            append(job->report, sizeof(job->report), "%s%s %s: %s", job->report[0] ? "; " : "",
-                   job->kind, job->names.target, job->undo_errors);
+            report_add(job, "%s %s: %s", job->kind, job->names.target, job->undo_errors);
             job->recovery_failed = true;
             journal_finish(job, STORE_JOB_FAILED);
             recovery_next(job);
@@ -1045,8 +1062,8 @@ static void recovery_next(struct hotplug_job *job)
         const char *phase = json_get_string(data, "phase");
         bool attach = entry->kind && !strncmp(entry->kind, "attach-", 7);
         if (!sequence || !alias || !phase) {
-            append(job->report, sizeof(job->report), "%sjob %lld (%s): unreadable journal entry",
-                   job->report[0] ? "; " : "", (long long)entry->id, job->kind);
+            report_add(job, "job %lld (%s): unreadable journal entry", (long long)entry->id,
+                       job->kind);
             job->recovery_failed = true;
             journal_finish(job, STORE_JOB_FAILED);
             if (data)
@@ -1083,25 +1100,14 @@ static void recovery_next(struct hotplug_job *job)
             /* device_add went through before the crash: finish what the user asked for. */
             device_row_put(job, STORE_DEVICE_ATTACHED);
             journal_finish(job, STORE_JOB_DONE);
-            append(job->report, sizeof(job->report), "%s%s %s completed",
-                   job->report[0] ? "; " : "", job->kind, job->names.target);
+            report_add(job, "%s %s completed", job->kind, job->names.target);
             continue;
         }
         if (!attach && device_present) {
             /* device_del was (or may have been) sent: keep waiting, do not resend it. */
             device_row_put(job, STORE_DEVICE_DETACHING);
-            struct hotplug_pending *pending = calloc(1, sizeof(*pending));
-            if (pending) {
-                pending->sequence = sequence;
-                pending->device = job->device;
-                job->device = NULL;
-                pending->names = job->names;
-                pending->journal_id = job->journal_id;
-                pending->next = job->domain->pending;
-                job->domain->pending = pending;
-            }
-            append(job->report, sizeof(job->report), "%s%s %s still pending",
-                   job->report[0] ? "; " : "", job->kind, job->names.target);
+            pending_park(job);
+            report_add(job, "%s %s still pending", job->kind, job->names.target);
             continue;
         }
         /* Undo whatever exists, newest first; a present device is unplugged first (and its

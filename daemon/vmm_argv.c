@@ -60,6 +60,15 @@ argv_addf(struct argv_builder *builder, const char *format, ...)
     argv_add_owned(builder, text);
 }
 
+/* Adds `option value`, or nothing when the value is not set. */
+static void argv_add_if_set(struct argv_builder *builder, const char *option, const char *value)
+{
+    if (value == NULL)
+        return;
+    argv_add(builder, option);
+    argv_add(builder, value);
+}
+
 /* QEMU option values double their commas. */
 static char *escape_commas(const char *text)
 {
@@ -301,22 +310,10 @@ char **vmm_argv_build(const struct domain_definition *definition,
     argv_add(&builder, "-serial");
     argv_addf(&builder, "file:%s", serial ? serial : "");
     free(serial);
-    if (paths->pidfile) {
-        argv_add(&builder, "-pidfile");
-        argv_add(&builder, paths->pidfile);
-    }
-    if (definition->kernel) {
-        argv_add(&builder, "-kernel");
-        argv_add(&builder, definition->kernel);
-    }
-    if (definition->initrd) {
-        argv_add(&builder, "-initrd");
-        argv_add(&builder, definition->initrd);
-    }
-    if (definition->cmdline) {
-        argv_add(&builder, "-append");
-        argv_add(&builder, definition->cmdline);
-    }
+    argv_add_if_set(&builder, "-pidfile", paths->pidfile);
+    argv_add_if_set(&builder, "-kernel", definition->kernel);
+    argv_add_if_set(&builder, "-initrd", definition->initrd);
+    argv_add_if_set(&builder, "-append", definition->cmdline);
     for (size_t i = 0; i < definition->disk_count; i++) {
         const struct domain_disk *disk = &definition->disks[i];
         argv_add(&builder, "-blockdev");
