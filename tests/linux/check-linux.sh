@@ -169,6 +169,12 @@ while :; do
         outcome="the kernel failed: $(grep -aEm1 "$failure_pattern" "$console" | tr -d '\r')"
         break
     fi
+    if grep -aq 'KVM internal error' "$vmm_errors"; then
+        # The vCPU stopped on an instruction KVM could not run (on kvm-pvm: an instruction
+        # its CPL0 emulator lacks, e.g. int3 in the kernel's alternatives self-test).
+        outcome="KVM could not run the guest: $(grep -am1 'KVM internal error' "$vmm_errors")"
+        break
+    fi
     if ! kill -0 "$vmm_pid" 2>/dev/null; then
         vmm_status=0
         wait "$vmm_pid" || vmm_status=$?
