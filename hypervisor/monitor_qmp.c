@@ -30,15 +30,18 @@
 struct qmp_session {
     struct monitor_qmp *monitor;
     struct qmp_session *next;
-    /* Sockets use one bufferevent both ways. stdio uses one per direction,
-     * or plain read()/write() for files that epoll cannot watch. */
+    /* Sockets: a bufferevent for output, socket_reader for input. stdio uses one
+     * bufferevent per direction, or plain read()/write() for files epoll cannot watch. */
     struct bufferevent *input;
     struct bufferevent *output;
     int input_fd;
     int output_fd;
     struct event *file_reader; /* stdin is a regular file or /dev/null */
-    bool owns_fds;             /* close the socket on free (not stdio) */
-    bool throttled;            /* reading paused until output drains */
+    /* Sockets are read with recv() from a plain event rather than through the bufferevent,
+     * which would ask FIONREAD before every read: one syscall less per request. */
+    struct event *socket_reader;
+    bool owns_fds;  /* close the socket on free (not stdio) */
+    bool throttled; /* reading paused until output drains */
     struct qmp_stream stream;
     struct qmp_command_context context;
     struct json_writer out;
@@ -84,8 +87,8 @@ static void session_send(struct qmp_session *session, const char *text, size_t l
          * next loop turn; this saves three syscalls and a loop turn per reply. */
         struct evbuffer *queued = bufferevent_get_output(session->output);
         if (evbuffer_get_length(queued) == 0) {
-            ssize_t sent = send(bufferevent_getfd(session->output), text, length,
-                                MSG_DONTWAIT | MSG_NOSIGNAL);
+            ssize_t sent =
+                send(bufferevent_getfd(session->output), text, length, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (sent > 0) {
                 text += sent;
                 length -= (size_t)sent;
@@ -153,12 +156,37 @@ static void feed(struct qmp_session *session, const char *data, size_t length)
 
 static void update_throttle(struct qmp_session *session)
 {
-    if (!session->input)
+    if (!session->input && !session->socket_reader)
         return;
     bool over = session_queued_output(session) > QMP_OUTPUT_HIGH_WATER;
     if (over && !session->throttled) {
         session->throttled = true;
-        bufferevent_disable(session->input, EV_READ);
+        if (session->socket_reader)
+            event_del(session->socket_reader);
+        else
+            bufferevent_disable(session->input, EV_READ);
+    }
+}
+
+static void on_socket_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct qmp_session *session = arg;
+    char chunk[QMP_READ_CHUNK];
+    while (!session->throttled) {
+        ssize_t got = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (got <= 0) {
+            pv_log_debug("QMP: client disconnected");
+            session_free(session);
+            return;
+        }
+        feed(session, chunk, (size_t)got);
+        update_throttle(session);
+        if ((size_t)got < sizeof(chunk))
+            return; /* a short read drained the socket: no need to ask again */
     }
 }
 
@@ -179,9 +207,16 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write_drained(struct bufferevent *bev, void *arg)
 {
     struct qmp_session *session = arg;
-    if (!session->throttled || !session->input)
+    if (!session->throttled)
         return;
     session->throttled = false;
+    if (session->socket_reader) {
+        event_add(session->socket_reader, NULL);
+        event_active(session->socket_reader, EV_READ, 0); /* input that arrived meanwhile */
+        return;
+    }
+    if (!session->input)
+        return;
     bufferevent_enable(session->input, EV_READ);
     on_read(session->input, session); /* input that arrived meanwhile */
 }
@@ -191,12 +226,7 @@ static void on_input_event(struct bufferevent *bev, short events, void *arg)
     struct qmp_session *session = arg;
     if (!(events & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
         return;
-    if (session->input == session->output) {
-        pv_log_debug("QMP: client disconnected");
-        session_free(session);
-        return;
-    }
-    /* stdio: no more requests, but events still go to stdout. */
+    /* stdio (the only input bufferevent): no more requests, but events still go to stdout. */
     bufferevent_free(session->input);
     session->input = NULL;
 }
@@ -268,6 +298,8 @@ static void session_free(struct qmp_session *session)
         bufferevent_free(session->input);
     if (session->file_reader)
         event_free(session->file_reader);
+    if (session->socket_reader)
+        event_free(session->socket_reader);
     if (session->owns_fds && session->input_fd >= 0)
         close(session->input_fd);
     qmp_stream_destroy(&session->stream);
@@ -282,16 +314,18 @@ static int add_socket_session(struct monitor_qmp *monitor, int fd, struct pv_err
     struct qmp_session *session = session_new(monitor);
     if (!session)
         return pv_error_set(error, -ENOMEM, "out of memory");
-    session->input = bufferevent_socket_new(monitor->base, fd, 0);
-    if (!session->input) {
+    session->output = bufferevent_socket_new(monitor->base, fd, 0);
+    session->socket_reader =
+        event_new(monitor->base, fd, EV_READ | EV_PERSIST, on_socket_readable, session);
+    if (!session->output || !session->socket_reader) {
         session_free(session);
         return pv_error_set(error, -ENOMEM, "cannot create a QMP connection");
     }
-    session->output = session->input;
     session->input_fd = session->output_fd = fd;
     session->owns_fds = true;
-    bufferevent_setcb(session->input, on_read, on_write_drained, on_input_event, session);
-    if (bufferevent_enable(session->input, EV_READ | EV_WRITE) < 0) {
+    bufferevent_setcb(session->output, NULL, on_write_drained, on_output_event, session);
+    if (bufferevent_enable(session->output, EV_WRITE) < 0 ||
+        event_add(session->socket_reader, NULL) < 0) {
         session->owns_fds = false; /* the caller closes fd on failure */
         session_free(session);
         return pv_error_set(error, -EIO, "cannot watch a QMP connection");
