@@ -116,11 +116,15 @@ static void memory_failed_on_main(void *arg)
     vm_request_shutdown(vm, false, "host-error");
 }
 
+static int create_pit(struct vm *vm, struct pv_error *error);
+
 static void *register_memory_thread(void *arg)
 {
     struct vm *vm = arg;
     struct pv_error error = {0};
-    int rc = set_memory_slot(vm, 0, 0, vm->lowmem_size, vm->ram, &error);
+    int rc = create_pit(vm, &error);
+    if (rc == 0)
+        rc = set_memory_slot(vm, 0, 0, vm->lowmem_size, vm->ram, &error);
     if (rc == 0 && vm->highmem_size)
         rc = set_memory_slot(vm, 1, VM_HIGHMEM_START, vm->highmem_size, vm->ram + vm->lowmem_size,
                              &error);
@@ -161,6 +165,13 @@ static int setup_irqchip(struct vm *vm, struct pv_error *error)
         return pv_error_set_errno(error, -errno, "KVM_SET_IDENTITY_MAP_ADDR failed");
     if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
         return pv_error_set_errno(error, -errno, "KVM_CREATE_IRQCHIP failed");
+    return 0;
+}
+
+/* The PIT, like the memory slots, may wait for an RCU grace period in the kernel (up to 3 ms
+ * seen here); it is created on the memory thread, before any vCPU runs. */
+static int create_pit(struct vm *vm, struct pv_error *error)
+{
     struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return pv_error_set_errno(error, -errno, "KVM_CREATE_PIT2 failed");

@@ -94,9 +94,9 @@ struct vm {
     unsigned parked_vcpus;   /* vCPUs currently parked */
     bool shutdown_requested; /* the process should exit */
     int exit_status;         /* process exit status once shut down */
-    /* Registering guest RAM with KVM waits for an RCU grace period (4-7 ms here), so it
-     * runs on its own thread while the rest of the machine and the monitors come up;
-     * vCPUs stay parked until memory_ready. */
+    /* Registering guest RAM with KVM waits for an RCU grace period (4-7 ms here), and so
+     * may creating the PIT: both run on their own thread while the rest of the machine
+     * and the monitors come up; vCPUs stay parked until memory_ready. */
     pthread_t memory_thread;
     bool memory_thread_started;
     bool memory_ready; /* protected by state_lock */
