@@ -75,6 +75,9 @@ struct stop_reason {
     struct stop_reason *next;
 };
 
+struct reconcile;
+static void reconcile_free_all(struct domains *domains);
+
 struct domains {
     struct event_base *base;
     struct store *store;
@@ -84,6 +87,7 @@ struct domains {
     void *event_opaque;
     struct runtime *runtimes;
     struct stop_reason *reasons;
+    struct reconcile *reconciles; /* restored domains waiting for their journal recovery */
 };
 
 /* ------------------------------------------------------------------ replies --- */
@@ -762,6 +766,8 @@ void domains_free(struct domains *domains)
         runtime_free(runtime);
     }
     hotplug_manager_destroy(domains->hotplug);
+    /* Recoveries that never ended (their jobs were dropped with the manager). */
+    reconcile_free_all(domains);
     while (domains->reasons) {
         struct stop_reason *reason = domains->reasons;
         domains->reasons = reason->next;
@@ -2187,14 +2193,92 @@ void domains_monitor_command(struct domains *domains, const char *key, const cha
 
 /* ------------------------------------------------------------------ restore --- */
 
-static void on_recover_done(void *opaque, const struct hotplug_result *result)
+/* After a daemon restart, a VMM we adopted is compared with what the daemon knows, once the
+ * hotplug journal was replayed (hotplug_recover): query-pci (devices), query-block (which
+ * block nodes a device uses) and query-named-block-nodes (every node). Disks gone from the
+ * VMM leave the live definition; devices nobody knows are reported, never adopted blindly;
+ * the "<alias>-format"/"<alias>-storage" nodes of a disk whose device went away while the
+ * daemon was down are released with blockdev-del. */
+struct reconcile {
+    struct domains *domains;
+    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
+    char **device_ids; /* qdev ids from query-pci */
+    size_t device_count;
+    char **used_nodes; /* root nodes of block backends attached to a device (query-block) */
+    size_t used_count;
+    struct reconcile *next; /* in domains->reconciles while the recovery runs */
+};
+
+static void string_list_add(char ***list, size_t *count, const char *text)
 {
-    struct domains *domains = opaque;
-    (void)domains;
-    if (result->status < 0)
-        pv_log_warning("hotplug recovery: %s", result->message);
-    else if (result->message[0])
-        pv_log_info("hotplug recovery: %s", result->message);
+    char *copy = strdup(text);
+    char **grown = copy ? realloc(*list, (*count + 1) * sizeof(**list)) : NULL;
+    if (grown == NULL) {
+        free(copy);
+        return;
+    }
+    *list = grown;
+    (*list)[(*count)++] = copy;
+}
+
+static bool string_list_has(char **list, size_t count, const char *text)
+{
+    for (size_t i = 0; i < count; i++)
+        if (list[i] && text && strcmp(list[i], text) == 0)
+            return true;
+    return false;
+}
+
+static void string_list_free(char **list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(list[i]);
+    free(list);
+}
+
+static void reconcile_free(struct reconcile *reconcile)
+{
+    if (reconcile == NULL)
+        return;
+    string_list_free(reconcile->device_ids, reconcile->device_count);
+    string_list_free(reconcile->used_nodes, reconcile->used_count);
+    free(reconcile);
+}
+
+static void reconcile_free_all(struct domains *domains)
+{
+    while (domains->reconciles) {
+        struct reconcile *reconcile = domains->reconciles;
+        domains->reconciles = reconcile->next;
+        reconcile_free(reconcile);
+    }
+}
+
+static void reconcile_unlink(struct reconcile *reconcile)
+{
+    for (struct reconcile **link = &reconcile->domains->reconciles; *link; link = &(*link)->next) {
+        if (*link == reconcile) {
+            *link = reconcile->next;
+            break;
+        }
+    }
+    reconcile->next = NULL;
+}
+
+/* The runtime the reconciliation is about, or NULL when it went away (then it stops). */
+static struct runtime *reconcile_runtime(struct reconcile *reconcile,
+                                         const struct qmp_connection_reply *reply,
+                                         const char *command)
+{
+    struct runtime *runtime = find_runtime(reconcile->domains, reconcile->uuid);
+    if (runtime == NULL || runtime->stopping || runtime->live == NULL)
+        return NULL;
+    if (reply && (reply->status < 0 || reply->return_json == NULL)) {
+        pv_log_warning("domain %s: reconciliation stopped: %s failed: %s", runtime->name, command,
+                       reply->error_desc ? reply->error_desc : strerror(-reply->status));
+        return NULL;
+    }
+    return runtime;
 }
 
 static void collect_qdev_ids(yajl_val value, char ***ids, size_t *count)
@@ -2207,43 +2291,208 @@ static void collect_qdev_ids(yajl_val value, char ***ids, size_t *count)
     if (!YAJL_IS_OBJECT(value))
         return;
     const char *qdev = json_get_string(value, "qdev_id");
-    if (qdev && *qdev) {
-        char **grown = realloc(*ids, (*count + 1) * sizeof(**ids));
-        if (grown) {
-            *ids = grown;
-            (*ids)[(*count)++] = strdup(qdev);
-        }
-    }
+    if (qdev && *qdev)
+        string_list_add(ids, count, qdev);
     collect_qdev_ids(json_get_array(value, "devices"), ids, count);
     yajl_val bridge = json_get_object(value, "pci_bridge");
     if (bridge)
         collect_qdev_ids(json_get_array(bridge, "devices"), ids, count);
 }
 
-/* query-pci after a restart: disks the live definition has but the VMM lost (a detach
- * finished while the daemon was down) leave the live definition; disks the VMM has that the
- * definition lacks are taken from the store's device table when it knows them. */
+/* query-block names a device "/machine/peripheral/<id>/virtio-backend" (QEMU's QOM path) or
+ * plainly "<id>"; the id, in `out`. */
+static void qdev_id_of(const char *qdev, char *out, size_t size)
+{
+    static const char prefix[] = "/machine/peripheral/";
+    if (strncmp(qdev, prefix, sizeof(prefix) - 1) == 0) {
+        const char *id = qdev + sizeof(prefix) - 1;
+        snprintf(out, size, "%.*s", (int)strcspn(id, "/"), id);
+    } else {
+        snprintf(out, size, "%s", qdev);
+    }
+}
+
+/* Tells whether `node` is "<alias>-format" or "<alias>-storage" (our naming, vmm_argv.c and
+ * hotplug.c); the alias goes to `alias`. */
+static bool node_alias(const char *node, char *alias, size_t size, bool *format)
+{
+    static const char *const suffixes[] = {"-format", "-storage"};
+    size_t length = strlen(node);
+    for (size_t i = 0; i < 2; i++) {
+        size_t suffix = strlen(suffixes[i]);
+        if (length > suffix && strcmp(node + length - suffix, suffixes[i]) == 0) {
+            snprintf(alias, size, "%.*s", (int)(length - suffix), node);
+            *format = i == 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool store_knows_alias(const struct store_device *devices, size_t count, const char *alias)
+{
+    for (size_t i = 0; i < count; i++)
+        if (devices[i].alias && strcmp(devices[i].alias, alias) == 0)
+            return true;
+    return false;
+}
+
+static void on_reconcile_blockdev_del(struct domains *domains, const char *uuid,
+                                      const struct qmp_connection_reply *reply, void *context)
+{
+    char *node = context;
+    struct runtime *runtime = find_runtime(domains, uuid);
+    if (runtime && reply->status == 0) {
+        char detail[256];
+        snprintf(detail, sizeof(detail),
+                 "block node %s released: no device uses it (its disk left the VMM while the "
+                 "daemon was down)",
+                 node);
+        emit_event(domains, uuid, runtime->name, "block-node-released", detail);
+    } else if (runtime) {
+        pv_log_warning("domain %s: blockdev-del %s: %s", runtime->name, node,
+                       reply->error_desc ? reply->error_desc : strerror(-reply->status));
+    }
+    free(node);
+}
+
+static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
+                                     const struct qmp_connection_reply *reply, void *context)
+{
+    struct reconcile *reconcile = context;
+    struct runtime *runtime = reconcile_runtime(reconcile, reply, "query-named-block-nodes");
+    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
+                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
+                            : NULL;
+    struct store_device *devices = NULL;
+    size_t device_count = 0;
+    if (root == NULL || !YAJL_IS_ARRAY(root) ||
+        store_device_list(domains->store, uuid, &devices, &device_count, NULL) < 0) {
+        if (root)
+            yajl_tree_free(root);
+        reconcile_free(reconcile);
+        return;
+    }
+    char **orphans = NULL;
+    size_t orphan_count = 0;
+    /* Two passes: every format node before any storage node (a format node holds its
+     * storage node as its file child). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < YAJL_GET_ARRAY(root)->len; i++) {
+            const char *node = json_get_string(YAJL_GET_ARRAY(root)->values[i], "node-name");
+            if (node == NULL || node[0] == '\0' ||
+                string_list_has(reconcile->used_nodes, reconcile->used_count, node))
+                continue;
+            char alias[128], format_node[160];
+            bool format = false;
+            if (!node_alias(node, alias, sizeof(alias), &format)) {
+                if (pass == 0)
+                    pv_log_info("domain %s: block node %s is not attached to a device; not ours, "
+                                "left alone",
+                                runtime->name, node);
+                continue;
+            }
+            if (format != (pass == 0))
+                continue;
+            snprintf(format_node, sizeof(format_node), "%s-format", alias);
+            /* Still in use, or somebody (a job, the live definition) accounts for it. */
+            if (string_list_has(reconcile->used_nodes, reconcile->used_count, format_node) ||
+                string_list_has(reconcile->device_ids, reconcile->device_count, alias) ||
+                alias_taken(runtime->live, alias) ||
+                store_knows_alias(devices, device_count, alias))
+                continue;
+            string_list_add(&orphans, &orphan_count, node);
+        }
+    }
+    store_device_list_free(devices, device_count);
+    yajl_tree_free(root);
+    for (size_t i = 0; i < orphan_count; i++) {
+        pv_log_info("domain %s: block node %s has no device any more: blockdev-del", runtime->name,
+                    orphans[i]);
+        struct json_writer writer;
+        json_writer_init(&writer, false);
+        json_writer_begin_object(&writer);
+        json_writer_member_string(&writer, "node-name", orphans[i]);
+        json_writer_end_object(&writer);
+        char *arguments = json_writer_steal(&writer);
+        /* The node name moves into the callback's context. */
+        runtime_execute(runtime, "blockdev-del", arguments, 0, on_reconcile_blockdev_del,
+                        orphans[i]);
+        free(arguments);
+        orphans[i] = NULL;
+    }
+    free(orphans);
+    reconcile_free(reconcile);
+}
+
+static void on_reconcile_query_block(struct domains *domains, const char *uuid,
+                                     const struct qmp_connection_reply *reply, void *context)
+{
+    struct reconcile *reconcile = context;
+    struct runtime *runtime = reconcile_runtime(reconcile, reply, "query-block");
+    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
+                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
+                            : NULL;
+    if (root == NULL || !YAJL_IS_ARRAY(root)) {
+        if (root)
+            yajl_tree_free(root);
+        reconcile_free(reconcile);
+        return;
+    }
+    char **backend_devices = NULL;
+    size_t backend_count = 0;
+    for (size_t i = 0; i < YAJL_GET_ARRAY(root)->len; i++) {
+        yajl_val entry = YAJL_GET_ARRAY(root)->values[i];
+        const char *qdev = json_get_string(entry, "qdev");
+        if (qdev == NULL || qdev[0] == '\0')
+            continue; /* a backend without a device: its nodes are judged below */
+        char id[128];
+        qdev_id_of(qdev, id, sizeof(id));
+        string_list_add(&backend_devices, &backend_count, id);
+        const char *node = json_get_string(json_get_object(entry, "inserted"), "node-name");
+        if (node && node[0])
+            string_list_add(&reconcile->used_nodes, &reconcile->used_count, node);
+        if (!alias_taken(runtime->live, id))
+            pv_log_warning("domain %s: the VMM has a block device '%s' (node %s) that no "
+                           "definition knows; left alone",
+                           runtime->name, id, node ? node : "none");
+    }
+    yajl_tree_free(root);
+    for (size_t i = 0; i < runtime->live->disk_count; i++) {
+        const struct domain_disk *disk = &runtime->live->disks[i];
+        if (disk->alias && !string_list_has(backend_devices, backend_count, disk->alias))
+            pv_log_warning("domain %s: disk %s (%s) has no block backend in the VMM", runtime->name,
+                           disk->target_dev ? disk->target_dev : "?", disk->alias);
+    }
+    string_list_free(backend_devices, backend_count);
+    runtime_execute(runtime, "query-named-block-nodes", "{\"flat\": true}", 0,
+                    on_reconcile_block_nodes, reconcile);
+}
+
+/* query-pci: disks the live definition has but the VMM lost (a detach finished while the
+ * daemon was down) leave the live definition and the store; disks the VMM has that the
+ * definition lacks are taken from the store's device table when it knows them, else only
+ * reported. */
 static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
                                    const struct qmp_connection_reply *reply, void *context)
 {
-    struct runtime *runtime = find_runtime(domains, uuid);
-    if (runtime == NULL || runtime->stopping || reply->status < 0 || runtime->live == NULL)
+    struct reconcile *reconcile = context;
+    struct runtime *runtime = reconcile_runtime(reconcile, reply, "query-pci");
+    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
+                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
+                            : NULL;
+    if (root == NULL) {
+        reconcile_free(reconcile);
         return;
-    yajl_val root = json_parse(reply->return_json, strlen(reply->return_json), DOMAINS_MAX_JSON,
-                               JSON_MAX_DEPTH, NULL);
-    if (root == NULL)
-        return;
-    char **ids = NULL;
-    size_t count = 0;
-    collect_qdev_ids(root, &ids, &count);
+    }
+    collect_qdev_ids(root, &reconcile->device_ids, &reconcile->device_count);
     yajl_tree_free(root);
+    char **ids = reconcile->device_ids;
+    size_t count = reconcile->device_count;
     bool changed = false;
     for (size_t i = runtime->live->disk_count; i-- > 0;) {
         struct domain_disk *disk = &runtime->live->disks[i];
-        bool present = false;
-        for (size_t j = 0; j < count && !present; j++)
-            present = ids[j] && disk->alias && strcmp(ids[j], disk->alias) == 0;
-        if (present)
+        if (disk->alias && string_list_has(ids, count, disk->alias))
             continue;
         char detail[256];
         snprintf(detail, sizeof(detail), "%s (%s): gone from the VMM while the daemon was down",
@@ -2260,7 +2509,7 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
     size_t device_count = 0;
     if (store_device_list(domains->store, runtime->uuid, &devices, &device_count, NULL) == 0) {
         for (size_t j = 0; j < count; j++) {
-            if (ids[j] == NULL || alias_taken(runtime->live, ids[j]))
+            if (alias_taken(runtime->live, ids[j]))
                 continue;
             for (size_t k = 0; k < device_count; k++) {
                 if (!devices[k].alias || strcmp(devices[k].alias, ids[j]) != 0 || !devices[k].xml)
@@ -2279,19 +2528,40 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
                     domain_device_free(device);
             }
             if (!alias_taken(runtime->live, ids[j]))
-                pv_log_warning("domain %s: the VMM has device '%s' that no definition knows",
+                pv_log_warning("domain %s: the VMM has device '%s' that no definition knows; "
+                               "left alone",
                                runtime->name, ids[j]);
         }
         store_device_list_free(devices, device_count);
     }
-    for (size_t j = 0; j < count; j++)
-        free(ids[j]);
-    free(ids);
     if (changed) {
         struct pv_error error = {0};
         if (save_domain(domains, runtime, NULL, &error) < 0)
             pv_log_error("domain %s: %s", runtime->name, error.message);
     }
+    runtime_execute(runtime, "query-block", NULL, 0, on_reconcile_query_block, reconcile);
+}
+
+static void reconcile_devices(struct reconcile *reconcile)
+{
+    struct runtime *runtime = reconcile_runtime(reconcile, NULL, NULL);
+    if (runtime == NULL) {
+        reconcile_free(reconcile);
+        return;
+    }
+    runtime_execute(runtime, "query-pci", NULL, 0, on_reconcile_query_pci, reconcile);
+}
+
+/* The journal was replayed: what is left is compared with the VMM's devices. */
+static void on_restore_recovered(void *opaque, const struct hotplug_result *result)
+{
+    struct reconcile *reconcile = opaque;
+    reconcile_unlink(reconcile);
+    if (result->status < 0)
+        pv_log_warning("hotplug recovery: %s", result->message);
+    else if (result->message[0])
+        pv_log_info("hotplug recovery: %s", result->message);
+    reconcile_devices(reconcile);
 }
 
 static void on_reconcile_status(struct domains *domains, const char *uuid,
@@ -2309,12 +2579,22 @@ static void on_reconcile_status(struct domains *domains, const char *uuid,
         if (root)
             yajl_tree_free(root);
     }
+    struct reconcile *reconcile = calloc(1, sizeof(*reconcile));
+    if (reconcile == NULL) {
+        pv_log_error("domain %s: out of memory", runtime->name);
+        return;
+    }
+    reconcile->domains = domains;
+    snprintf(reconcile->uuid, sizeof(reconcile->uuid), "%s", runtime->uuid);
+    reconcile->next = domains->reconciles;
+    domains->reconciles = reconcile;
     struct pv_error error = {0};
-    if (hotplug_recover(domains->hotplug, runtime->uuid, runtime->qmp, on_recover_done, domains,
-                        &error) < 0)
+    if (hotplug_recover(domains->hotplug, runtime->uuid, runtime->qmp, on_restore_recovered,
+                        reconcile, &error) < 0) {
         pv_log_warning("domain %s: hotplug recovery: %s", runtime->name, error.message);
-    /* Queued after the recovery's commands (QMP runs them in order). */
-    runtime_execute(runtime, "query-pci", NULL, 0, on_reconcile_query_pci, NULL);
+        reconcile_unlink(reconcile);
+        reconcile_devices(reconcile);
+    }
 }
 
 static void reconcile_after_restore(struct runtime *runtime)

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,9 +98,26 @@ int daemon_start(struct daemon_process *daemon)
         unsetenv("NOTIFY_SOCKET");
         unsetenv("LISTEN_FDS");
         unsetenv("LISTEN_PID");
-        execl(daemon_harness_plugvirtd_path(), "plugvirtd", "--foreground", "--verbose",
-              "--state-dir", daemon->state_dir, "--run-dir", daemon->run_dir, "--config",
-              config_path, (char *)NULL);
+        unsetenv("LISTEN_FDNAMES");
+        if (daemon->notify_socket[0])
+            setenv("NOTIFY_SOCKET", daemon->notify_socket, 1);
+        const char *arguments[48];
+        size_t count = 0;
+        for (size_t i = 0; daemon->launcher && daemon->launcher[i] && count < 32; i++)
+            arguments[count++] = daemon->launcher[i];
+        const char *const own[] = {daemon_harness_plugvirtd_path(),
+                                   "--foreground",
+                                   "--verbose",
+                                   "--state-dir",
+                                   daemon->state_dir,
+                                   "--run-dir",
+                                   daemon->run_dir,
+                                   "--config",
+                                   config_path};
+        for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+            arguments[count++] = own[i];
+        arguments[count] = NULL;
+        execv(arguments[0], (char *const *)arguments);
         _exit(127);
     }
     daemon->pid = pid;
@@ -339,4 +359,119 @@ int daemon_wait_state(struct daemon_process *daemon, const char *domain, const c
         sleep_ms(20);
     } while (now_ms() < deadline);
     return -ETIMEDOUT;
+}
+
+/* ------------------------------------------------------------------ raw QMP --- */
+
+/* Next line (without the newline) into `line`; 0, -ETIMEDOUT or -EIO. */
+static int qmp_read_line(struct daemon_qmp *qmp, char *line, size_t size, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        char *end = memchr(qmp->buffer, '\n', qmp->length);
+        if (end) {
+            size_t length = (size_t)(end - qmp->buffer);
+            snprintf(line, size, "%.*s", (int)length, qmp->buffer);
+            memmove(qmp->buffer, end + 1, qmp->length - length - 1);
+            qmp->length -= length + 1;
+            return 0;
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd poll_fd = {.fd = qmp->fd, .events = POLLIN};
+        if (poll(&poll_fd, 1, (int)left) <= 0)
+            continue;
+        if (qmp->length >= sizeof(qmp->buffer) - 1)
+            return -EIO;
+        ssize_t got =
+            read(qmp->fd, qmp->buffer + qmp->length, sizeof(qmp->buffer) - 1 - qmp->length);
+        if (got <= 0)
+            return -EIO;
+        qmp->length += (size_t)got;
+    }
+}
+
+/* Remembers the event's name; tells whether the line was an event. */
+static bool qmp_note_event(struct daemon_qmp *qmp, const char *line)
+{
+    const char *key = strstr(line, "\"event\"");
+    if (key == NULL || strstr(line, "\"return\"") || strstr(line, "\"error\""))
+        return false;
+    const char *open_quote = strchr(key + 7, '"');
+    const char *close_quote = open_quote ? strchr(open_quote + 1, '"') : NULL;
+    if (close_quote) {
+        size_t used = strlen(qmp->events);
+        snprintf(qmp->events + used, sizeof(qmp->events) - used, "%.*s\n",
+                 (int)(close_quote - open_quote - 1), open_quote + 1);
+    }
+    return true;
+}
+
+int daemon_qmp_execute(struct daemon_qmp *qmp, const char *command_json, char *reply, size_t size,
+                       int timeout_ms)
+{
+    size_t length = strlen(command_json);
+    if (write(qmp->fd, command_json, length) != (ssize_t)length || write(qmp->fd, "\n", 1) != 1)
+        return -EIO;
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int rc = qmp_read_line(qmp, reply, size, (int)(deadline - now_ms()));
+        if (rc < 0)
+            return rc;
+        if (!qmp_note_event(qmp, reply))
+            return 0;
+    }
+}
+
+int daemon_qmp_wait_event(struct daemon_qmp *qmp, const char *name, int timeout_ms)
+{
+    char wanted[128], line[8192];
+    snprintf(wanted, sizeof(wanted), "%s\n", name);
+    long long deadline = now_ms() + timeout_ms;
+    while (strstr(qmp->events, wanted) == NULL) {
+        int rc = qmp_read_line(qmp, line, sizeof(line), (int)(deadline - now_ms()));
+        if (rc < 0)
+            return rc;
+        qmp_note_event(qmp, line);
+    }
+    return 0;
+}
+
+int daemon_qmp_connect(struct daemon_qmp *qmp, struct daemon_process *daemon, const char *name)
+{
+    memset(qmp, 0, sizeof(*qmp));
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    char path[600];
+    snprintf(path, sizeof(path), "%s/domains/%s/qmp.sock", daemon->run_dir, name);
+    if (strlen(path) >= sizeof(address.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(address.sun_path, path, strlen(path) + 1);
+    qmp->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (qmp->fd < 0)
+        return -errno;
+    if (connect(qmp->fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
+        int rc = -errno;
+        daemon_qmp_close(qmp);
+        return rc;
+    }
+    char line[8192];
+    int rc = qmp_read_line(qmp, line, sizeof(line), 5000); /* the greeting */
+    if (rc == 0 && strstr(line, "\"QMP\"") == NULL)
+        rc = -EPROTO;
+    if (rc == 0)
+        rc = daemon_qmp_execute(qmp, "{\"execute\": \"qmp_capabilities\"}", line, sizeof(line),
+                                5000);
+    if (rc == 0 && strstr(line, "\"return\"") == NULL)
+        rc = -EPROTO;
+    if (rc < 0)
+        daemon_qmp_close(qmp);
+    return rc;
+}
+
+void daemon_qmp_close(struct daemon_qmp *qmp)
+{
+    if (qmp->fd >= 0)
+        close(qmp->fd);
+    qmp->fd = -1;
 }

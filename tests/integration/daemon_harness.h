@@ -18,7 +18,11 @@ struct daemon_process {
     char socket_path[340];
     char read_only_socket_path[340];
     char log_path[340];
-    char extra_config[512];    /* "key = value" lines appended to plugvirtd.conf by daemon_start */
+    char extra_config[512]; /* "key = value" lines appended to plugvirtd.conf by daemon_start */
+    /* NULL-terminated argv prefix plugvirtd runs under (e.g. systemd-socket-activate -l ...);
+     * NULL: plugvirtd is exec'd directly. The launcher must exec plugvirtd in place. */
+    const char *const *launcher;
+    char notify_socket[340];   /* NOTIFY_SOCKET given to plugvirtd; "" = none */
     struct api_client *client; /* connected to the read-write socket */
 };
 
@@ -67,5 +71,22 @@ pid_t daemon_vmm_pid(struct daemon_process *daemon, const char *name);
 /* Polls domain.state until it is `state` (e.g. "crashed"); 0 or -ETIMEDOUT. */
 int daemon_wait_state(struct daemon_process *daemon, const char *domain, const char *state,
                       int timeout_ms);
+
+/* A raw QMP session on a domain's VMM (run-dir/domains/<name>/qmp.sock), behind the
+ * daemon's back: only while plugvirtd is down (the VMM serves one monitor client). */
+struct daemon_qmp {
+    int fd;
+    char buffer[65536];
+    size_t length;
+    char events[4096]; /* names of events read while waiting for replies, "NAME\n"... */
+};
+/* Connects, reads the greeting and negotiates capabilities. 0 or -errno. */
+int daemon_qmp_connect(struct daemon_qmp *qmp, struct daemon_process *daemon, const char *name);
+/* Sends one command (JSON text) and copies its reply line into `reply`. 0 or -errno. */
+int daemon_qmp_execute(struct daemon_qmp *qmp, const char *command_json, char *reply, size_t size,
+                       int timeout_ms);
+/* Waits for the event `name` (also one seen during daemon_qmp_execute). 0 or -ETIMEDOUT. */
+int daemon_qmp_wait_event(struct daemon_qmp *qmp, const char *name, int timeout_ms);
+void daemon_qmp_close(struct daemon_qmp *qmp);
 
 #endif

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -976,4 +979,277 @@ Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
     cr_assert_eq(api_client_read_line(holder, 5000, &line, NULL), 0);
     free(line);
     api_client_close(holder);
+}
+
+/* ------------------------------------------------------------------ autostart --- */
+
+static int serial_lines(const char *name, const char *prefix)
+{
+    char path[700], line[1024];
+    snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon_p->run_dir, name);
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return 0;
+    int count = 0;
+    while (fgets(line, sizeof(line), file))
+        count += strncmp(line, prefix, strlen(prefix)) == 0;
+    fclose(file);
+    return count;
+}
+
+static bool listed_with_autostart(const char *name)
+{
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.list", "{\"all\": true}", &reply);
+    bool autostart = false, found = false;
+    for (size_t i = 0; i < YAJL_GET_ARRAY(reply.result)->len; i++) {
+        yajl_val entry = YAJL_GET_ARRAY(reply.result)->values[i];
+        if (strcmp(json_get_string(entry, "name"), name) == 0)
+            found = json_get_bool(entry, "autostart", &autostart);
+    }
+    api_reply_free(&reply);
+    return found && autostart;
+}
+
+Test(daemon, autostart_starts_shut_off_domains_and_adopts_running_ones)
+{
+    define_domain("cold", NULL, NULL, NULL);
+    define_domain("warm", NULL, NULL, NULL);
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.set_autostart", "{\"domain\": \"cold\", \"enabled\": true}",
+                   &reply);
+    api_reply_free(&reply);
+    daemon_call_ok(daemon_p, "domain.set_autostart", "{\"domain\": \"warm\", \"enabled\": true}",
+                   &reply);
+    api_reply_free(&reply);
+    cr_assert(listed_with_autostart("cold"));
+    start_and_wait_ready("warm");
+    pid_t warm_vmm = daemon_vmm_pid(daemon_p, "warm");
+    cr_assert_gt(warm_vmm, 0);
+    int status = -1;
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, &status), 0);
+    cr_assert_eq(status, 0);
+    cr_assert_lt(daemon_vmm_pid(daemon_p, "cold"), 0, "cold started before the restart");
+
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    cr_assert_eq(daemon_wait_serial(daemon_p, "cold", "PROBE READY", 30000), 0,
+                 "the autostarted guest did not boot");
+    cr_assert_eq(daemon_wait_state(daemon_p, "cold", "running", 5000), 0);
+    cr_assert(listed_with_autostart("cold"));
+    cr_assert(listed_with_autostart("warm"));
+    /* Adopted, not started a second time: same VMM, one boot in its serial log. */
+    cr_assert_eq(daemon_wait_state(daemon_p, "warm", "running", 5000), 0);
+    cr_assert_eq(daemon_vmm_pid(daemon_p, "warm"), warm_vmm);
+    cr_assert(process_alive(warm_vmm));
+    cr_assert_eq(serial_lines("warm", "PROBE READY"), 1, "warm booted twice");
+    cr_assert_not(daemon_log_contains("autostart of domain"), "an autostart failed");
+    call_simple("domain.destroy", "cold");
+    call_simple("domain.destroy", "warm");
+}
+
+/* ------------------------------------------------------------------ reboot --- */
+
+Test(daemon, reboot_boots_the_guest_again_and_keeps_it_running)
+{
+    define_domain("again", NULL, NULL, NULL);
+    start_and_wait_ready("again");
+    pid_t vmm = daemon_vmm_pid(daemon_p, "again");
+    cr_assert_eq(serial_lines("again", "PROBE READY"), 1);
+    call_simple("domain.reboot", "again");
+    long long deadline = monotonic_ms() + 20000;
+    while (serial_lines("again", "PROBE READY") < 2 && monotonic_ms() < deadline)
+        usleep(20000);
+    cr_assert_eq(serial_lines("again", "PROBE READY"), 2, "the guest did not boot again");
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.state", "{\"domain\": \"again\"}", &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "state"), "running");
+    api_reply_free(&reply);
+    cr_assert_eq(daemon_vmm_pid(daemon_p, "again"), vmm, "reboot replaced the VMM");
+    cr_assert(process_alive(vmm));
+    call_simple("domain.destroy", "again");
+}
+
+/* ------------------------------------------------- reconciliation after restart --- */
+
+static bool event_logged(const char *uuid, const char *type, const char *text)
+{
+    struct pv_error error = {0};
+    struct store *store = store_open(daemon_p->state_dir, &error);
+    cr_assert_not_null(store, "store_open: %s", error.message);
+    struct store_event *events = NULL;
+    size_t count = 0;
+    cr_assert_eq(store_event_list(store, uuid, 0, &events, &count, &error), 0, "%s", error.message);
+    bool found = false;
+    for (size_t i = 0; i < count && !found; i++)
+        found = events[i].type && strcmp(events[i].type, type) == 0 && events[i].detail &&
+                strstr(events[i].detail, text);
+    store_event_list_free(events, count);
+    store_close(store);
+    return found;
+}
+
+static void qmp_ok(struct daemon_qmp *qmp, const char *command)
+{
+    char reply[8192];
+    cr_assert_eq(daemon_qmp_execute(qmp, command, reply, sizeof(reply), 5000), 0, "%s", command);
+    cr_assert(strstr(reply, "\"return\"") != NULL, "%s: %s", command, reply);
+}
+
+/* A disk removed through the VMM's own QMP socket while plugvirtd was down leaves the live
+ * definition, its block nodes are released; a device nobody defined is reported and kept. */
+Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
+{
+    const char *root_image = daemon_make_image(daemon_p, "recon-root.img", 8);
+    char *root_disk = disk_xml(root_image, "vda");
+    char uuid[37];
+    define_domain_with("recon", NULL, root_disk, NULL, uuid);
+    free(root_disk);
+    start_and_wait_ready("recon");
+    const char *image = daemon_make_image(daemon_p, "recon.img", 8);
+    char *disk = disk_xml(image, "vdb");
+    char *params = xml_params("recon", disk, "\"flags\": [\"live\"]");
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+    cr_assert_str_eq(json_get_string(reply.result, "device"), "virtio-disk1");
+    api_reply_free(&reply);
+    free(params);
+    free(disk);
+    cr_assert_eq(daemon_wait_serial(daemon_p, "recon", "PROBE PCI ADD 00:04.0 1af4:1042", 5000), 0);
+    pid_t vmm = daemon_vmm_pid(daemon_p, "recon");
+    cr_assert_eq(daemon_kill(daemon_p, SIGKILL, NULL), 0);
+
+    /* Behind the daemon's back: unplug vdb (its nodes stay), plug a device of our own. */
+    struct daemon_qmp qmp;
+    cr_assert_eq(daemon_qmp_connect(&qmp, daemon_p, "recon"), 0);
+    qmp_ok(&qmp, "{\"execute\": \"device_del\", \"arguments\": {\"id\": \"virtio-disk1\"}}");
+    cr_assert_eq(daemon_qmp_wait_event(&qmp, "DEVICE_DELETED", 5000), 0);
+    const char *stranger_image = daemon_make_image(daemon_p, "stranger.img", 4);
+    char command[1200];
+    snprintf(command, sizeof(command),
+             "{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"file\", "
+             "\"filename\": \"%s\", \"node-name\": \"stranger-storage\"}}",
+             stranger_image);
+    qmp_ok(&qmp, command);
+    qmp_ok(&qmp, "{\"execute\": \"blockdev-add\", \"arguments\": {\"driver\": \"raw\", "
+                 "\"file\": \"stranger-storage\", \"node-name\": \"stranger-format\"}}");
+    qmp_ok(&qmp, "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-blk-pci\", "
+                 "\"id\": \"stranger\", \"drive\": \"stranger-format\", \"addr\": \"0x9\"}}");
+    char nodes[16384];
+    cr_assert_eq(daemon_qmp_execute(&qmp,
+                                    "{\"execute\": \"query-named-block-nodes\", \"arguments\": "
+                                    "{\"flat\": true}}",
+                                    nodes, sizeof(nodes), 5000),
+                 0);
+    cr_assert(strstr(nodes, "\"virtio-disk1-format\""), "device_del took the nodes: %s", nodes);
+    cr_assert(strstr(nodes, "\"virtio-disk1-storage\""));
+    daemon_qmp_close(&qmp);
+
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    cr_assert_eq(daemon_wait_state(daemon_p, "recon", "running", 5000), 0);
+    cr_assert_eq(daemon_vmm_pid(daemon_p, "recon"), vmm);
+    long long deadline = monotonic_ms() + 10000;
+    while (monotonic_ms() < deadline &&
+           (blklist_length("recon", false) != 1 ||
+            monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-storage")))
+        usleep(20000);
+    cr_assert_eq(blklist_length("recon", false), 1, "vdb is still in the live definition");
+    cr_assert_not(domain_xml_contains("recon", false, "vdb"));
+    cr_assert_not(monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-format"));
+    cr_assert_not(monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-storage"));
+    /* vda is ours and in use: untouched. The stranger is reported, neither adopted nor cut. */
+    cr_assert(monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk0-format"));
+    cr_assert(monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk0-storage"));
+    cr_assert(monitor_reply_has("recon", "query-named-block-nodes", "stranger-format"));
+    cr_assert(monitor_reply_has("recon", "query-named-block-nodes", "stranger-storage"));
+    cr_assert(monitor_reply_has("recon", "query-pci", "stranger"));
+    cr_assert_not(domain_xml_contains("recon", false, "stranger"));
+    cr_assert(daemon_log_contains("the VMM has device 'stranger' that no definition knows"),
+              "the unknown device was not reported");
+    cr_assert(event_logged(uuid, "device-removed", "vdb (virtio-disk1): gone from the VMM"));
+    cr_assert(event_logged(uuid, "block-node-released", "virtio-disk1-format"));
+    cr_assert(event_logged(uuid, "block-node-released", "virtio-disk1-storage"));
+    size_t devices = 0, jobs = 0;
+    store_counts(uuid, &devices, &jobs, NULL);
+    cr_assert_eq(devices, 0, "the store still has vdb");
+    cr_assert_eq(jobs, 0);
+    call_simple("domain.destroy", "recon");
+}
+
+/* ------------------------------------------------------------------- systemd --- */
+
+#define SOCKET_ACTIVATE_PATH "/usr/bin/systemd-socket-activate"
+
+Test(daemon, socket_activation_serves_read_write_and_read_only_sockets)
+{
+    if (access(SOCKET_ACTIVATE_PATH, X_OK) != 0)
+        cr_skip("%s is not installed (Debian package systemd)", SOCKET_ACTIVATE_PATH);
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    char read_write[400], read_only[400];
+    snprintf(read_write, sizeof(read_write), "--listen=%s", daemon_p->socket_path);
+    snprintf(read_only, sizeof(read_only), "--listen=%s", daemon_p->read_only_socket_path);
+    /* Without --accept it execs plugvirtd in place on the first connection. */
+    const char *const launcher[] = {SOCKET_ACTIVATE_PATH, read_write, read_only,
+                                    "--fdname=plugvirtd:plugvirtd-ro", NULL};
+    daemon_p->launcher = launcher;
+    int rc = daemon_start(daemon_p);
+    daemon_p->launcher = NULL;
+    cr_assert_eq(rc, 0, "plugvirtd did not start under systemd-socket-activate");
+    /* The read-write socket is the activated one: it takes changes. */
+    define_domain("activated", NULL, NULL, NULL);
+    struct api_client *client = api_client_connect(daemon_p->read_only_socket_path, NULL);
+    cr_assert_not_null(client);
+    struct api_reply reply = {0};
+    cr_assert_eq(api_client_call(client, "daemon.ping", NULL, 5000, &reply, NULL), 0);
+    cr_assert_null(reply.error_code);
+    api_reply_free(&reply);
+    cr_assert_eq(api_client_call(client, "domain.list", "{\"all\": true}", 5000, &reply, NULL), 0);
+    cr_assert_null(reply.error_code);
+    cr_assert_eq(YAJL_GET_ARRAY(reply.result)->len, 1);
+    api_reply_free(&reply);
+    cr_assert_eq(api_client_call(client, "domain.undefine", "{\"domain\": \"activated\"}", 5000,
+                                 &reply, NULL),
+                 0);
+    cr_assert_str_eq(reply.error_code, "permission-denied");
+    api_reply_free(&reply);
+    api_client_close(client);
+    /* Activated sockets belong to the service manager: plugvirtd does not unlink them. */
+    int status = -1;
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, &status), 0);
+    cr_assert_eq(status, 0);
+    cr_assert_eq(access(daemon_p->socket_path, F_OK), 0);
+}
+
+Test(daemon, sd_notify_reports_ready_and_stopping)
+{
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    snprintf(daemon_p->notify_socket, sizeof(daemon_p->notify_socket), "%s/notify.sock",
+             daemon_p->directory);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(daemon_p->notify_socket), sizeof(address.sun_path));
+    memcpy(address.sun_path, daemon_p->notify_socket, strlen(daemon_p->notify_socket) + 1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&address, sizeof(address)), 0, "%s", strerror(errno));
+    int rc = daemon_start(daemon_p);
+    daemon_p->notify_socket[0] = '\0';
+    cr_assert_eq(rc, 0);
+    char messages[4096] = "";
+    size_t used = 0;
+    long long deadline = monotonic_ms() + 5000;
+    while (monotonic_ms() < deadline && !strstr(messages, "STOPPING=1")) {
+        if (strstr(messages, "READY=1") && daemon_p->pid > 0)
+            cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+        struct pollfd poll_fd = {.fd = fd, .events = POLLIN};
+        if (poll(&poll_fd, 1, 100) <= 0)
+            continue;
+        ssize_t length = recv(fd, messages + used, sizeof(messages) - 1 - used, 0);
+        cr_assert_gt(length, 0);
+        used += (size_t)length;
+        messages[used++] = '\n';
+        messages[used] = '\0';
+    }
+    close(fd);
+    cr_assert(strstr(messages, "READY=1"), "no READY=1 (got: %s)", messages);
+    cr_assert(strstr(messages, "STOPPING=1"), "no STOPPING=1 (got: %s)", messages);
+    cr_assert_lt(strstr(messages, "READY=1"), strstr(messages, "STOPPING=1"));
 }
