@@ -167,7 +167,6 @@ static void hmp_info_kvm(struct hmp_context *context, const char *arguments)
     hmp_printf(context->output, "kvm support: enabled\n");
 }
 
-
 /* --- disks and devices ----------------------------------------------------------- */
 
 static const char *skip_blanks(const char *text);

@@ -151,8 +151,7 @@ static bool wait_until_runnable(struct vcpu *vcpu)
     __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&vm->state_lock);
     while (!vm->shutdown_requested &&
-           (vm->quiesce_depth > 0 || vm->run_state != VM_RUN_STATE_RUNNING ||
-            !vm->memory_ready)) {
+           (vm->quiesce_depth > 0 || vm->run_state != VM_RUN_STATE_RUNNING || !vm->memory_ready)) {
         if (!vcpu->parked) {
             vcpu->parked = true;
             vm->parked_vcpus++;

@@ -18,8 +18,8 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool thread_started;
-    int thread_id;        /* host TID, for query-cpus-fast */
-    bool parked;          /* protected by vm->state_lock */
+    int thread_id; /* host TID, for query-cpus-fast */
+    bool parked;   /* protected by vm->state_lock */
     /* Saved at creation so system_reset can restore a freshly-created state. */
     struct kvm_lapic_state initial_lapic;
     struct kvm_sregs initial_sregs;

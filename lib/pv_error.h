@@ -11,8 +11,8 @@
 #define PV_ERROR_MESSAGE_MAX 512
 
 struct pv_error {
-    int code;                            /* negative errno, 0 when no error is recorded */
-    char message[PV_ERROR_MESSAGE_MAX];  /* human readable, no trailing newline */
+    int code;                           /* negative errno, 0 when no error is recorded */
+    char message[PV_ERROR_MESSAGE_MAX]; /* human readable, no trailing newline */
 };
 
 /* Record an error and return `code` (a negative errno) so callers can write

@@ -142,9 +142,18 @@ int main(int argc, char **argv)
         char qmp_path[400], qmp_option[450];
         snprintf(qmp_path, sizeof(qmp_path), "%s/qmp.sock", process.directory);
         snprintf(qmp_option, sizeof(qmp_option), "unix:%s,server=on,wait=off", qmp_path);
-        const char *ours_args[] = {"-display", "none", "-nodefaults", "-m", memory, "-serial",
-                                   "stdio", "-qmp", qmp_option, "-kernel",
-                                   harness_probe_guest_path(), NULL};
+        const char *ours_args[] = {"-display",
+                                   "none",
+                                   "-nodefaults",
+                                   "-m",
+                                   memory,
+                                   "-serial",
+                                   "stdio",
+                                   "-qmp",
+                                   qmp_option,
+                                   "-kernel",
+                                   harness_probe_guest_path(),
+                                   NULL};
         struct figures ours = measure(ours_args, qmp_path, true, &process);
         vmm_process_cleanup(&process);
         if (!ours.valid) {
@@ -168,9 +177,9 @@ int main(int argc, char **argv)
         snprintf(qmp_path, sizeof(qmp_path), "%s/qmp.sock", process.directory);
         snprintf(qmp_option, sizeof(qmp_option), "unix:%s,server=on,wait=off", qmp_path);
         setenv("PLUGVIRT_VMM", qemu, 1);
-        const char *qemu_args[] = {"-machine", "pc", "-accel", "kvm", "-accel", "tcg", "-S",
-                                   "-display", "none", "-nodefaults", "-m", memory, "-qmp",
-                                   qmp_option, NULL};
+        const char *qemu_args[] = {"-machine", "pc",   "-accel",   "kvm",      "-accel",
+                                   "tcg",      "-S",   "-display", "none",     "-nodefaults",
+                                   "-m",       memory, "-qmp",     qmp_option, NULL};
         struct figures theirs = measure(qemu_args, qmp_path, false, &process);
         unsetenv("PLUGVIRT_VMM");
         vmm_process_cleanup(&process);
@@ -195,7 +204,8 @@ int main(int argc, char **argv)
     printf("%-36s %14.0f %14.0f\n", "RSS after start (KiB)", ours_best.rss_kib, qemu_best.rss_kib);
     printf("%-36s %14.0f %14.0f\n", "  of which guest RAM touched (KiB)", ours_best.guest_rss_kib,
            qemu_best.guest_rss_kib);
-    printf("%-36s %14.0f %14.0f\n", "  VMM itself (KiB)", ours_best.rss_kib - ours_best.guest_rss_kib,
+    printf("%-36s %14.0f %14.0f\n", "  VMM itself (KiB)",
+           ours_best.rss_kib - ours_best.guest_rss_kib,
            qemu_best.rss_kib - qemu_best.guest_rss_kib);
     printf("%-36s %14.2f %14s\n", "exec -> PROBE READY (ms)", ours_best.ready_ms, "-");
     if (qemu_best.valid) {

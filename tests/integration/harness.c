@@ -124,8 +124,9 @@ int vmm_process_start(struct vmm_process *process, const char *const *extra)
     snprintf(qmp_option, sizeof(qmp_option), "unix:%s,server=on,wait=off", process->qmp_path);
     const char *arguments[64];
     size_t count = 0;
-    const char *base[] = {"-display", "none", "-nodefaults", "-serial", "stdio",
-                          "-qmp", qmp_option, "-kernel", harness_probe_guest_path()};
+    const char *base[] = {"-display", "none",    "-nodefaults",
+                          "-serial",  "stdio",   "-qmp",
+                          qmp_option, "-kernel", harness_probe_guest_path()};
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
         arguments[count++] = base[i];
     for (size_t i = 0; extra && extra[i] && count < 63; i++)
@@ -142,7 +143,8 @@ static void pump(struct vmm_process *process, int timeout_ms)
         return;
     if (fds[0].revents) {
         size_t room = sizeof(process->console) - 1 - process->console_length;
-        ssize_t got = room ? read(process->serial_out, process->console + process->console_length, room) : 0;
+        ssize_t got =
+            room ? read(process->serial_out, process->console + process->console_length, room) : 0;
         if (got > 0) {
             process->console_length += (size_t)got;
             process->console[process->console_length] = '\0';
@@ -150,7 +152,8 @@ static void pump(struct vmm_process *process, int timeout_ms)
     }
     if (fds[1].revents) {
         size_t room = sizeof(process->errors) - 1 - process->errors_length;
-        ssize_t got = room ? read(process->stderr_fd, process->errors + process->errors_length, room) : 0;
+        ssize_t got =
+            room ? read(process->stderr_fd, process->errors + process->errors_length, room) : 0;
         if (got > 0) {
             process->errors_length += (size_t)got;
             process->errors[process->errors_length] = '\0';
@@ -305,8 +308,8 @@ int qmp_client_read(struct qmp_client *client, char *message, size_t size, int t
     }
 }
 
-int qmp_client_connect(struct qmp_client *client, const char *path, bool negotiate,
-                       char *greeting, size_t greeting_size, int timeout_ms)
+int qmp_client_connect(struct qmp_client *client, const char *path, bool negotiate, char *greeting,
+                       size_t greeting_size, int timeout_ms)
 {
     memset(client, 0, sizeof(*client));
     client->fd = -1;
@@ -371,8 +374,8 @@ static bool is_event(const char *message, const char *name)
     return *key == '"' && strncmp(key + 1, name, length) == 0 && key[1 + length] == '"';
 }
 
-int qmp_client_wait_event(struct qmp_client *client, const char *name, char *message,
-                          size_t size, int timeout_ms)
+int qmp_client_wait_event(struct qmp_client *client, const char *name, char *message, size_t size,
+                          int timeout_ms)
 {
     struct pending_events *events = pending_for(client);
     for (int i = 0; events && i < events->count; i++) {

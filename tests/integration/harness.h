@@ -9,9 +9,9 @@
 
 struct vmm_process {
     pid_t pid;
-    int serial_in;  /* child's stdin: serial input */
-    int serial_out; /* child's stdout: serial output */
-    int stderr_fd;  /* child's stderr */
+    int serial_in;       /* child's stdin: serial input */
+    int serial_out;      /* child's stdout: serial output */
+    int stderr_fd;       /* child's stderr */
     char directory[256]; /* private temporary directory, removed by vmm_process_cleanup */
     char qmp_path[300];
     char console[65536]; /* everything read from serial_out so far */
@@ -52,8 +52,8 @@ struct qmp_client {
 
 /* Connects (retrying until the socket appears), reads the greeting into
  * `greeting` (may be NULL) and, when `negotiate`, sends qmp_capabilities. */
-int qmp_client_connect(struct qmp_client *client, const char *path, bool negotiate,
-                       char *greeting, size_t greeting_size, int timeout_ms);
+int qmp_client_connect(struct qmp_client *client, const char *path, bool negotiate, char *greeting,
+                       size_t greeting_size, int timeout_ms);
 /* Sends one raw text. */
 int qmp_client_send(struct qmp_client *client, const char *text);
 /* Reads the next JSON message (one line) whatever it is. */
@@ -63,8 +63,8 @@ int qmp_client_read(struct qmp_client *client, char *message, size_t size, int t
 int qmp_client_execute(struct qmp_client *client, const char *command_json, char *reply,
                        size_t size, int timeout_ms);
 /* Waits for an event named `name` ("\"event\": \"NAME\"" in the message). */
-int qmp_client_wait_event(struct qmp_client *client, const char *name, char *message,
-                          size_t size, int timeout_ms);
+int qmp_client_wait_event(struct qmp_client *client, const char *name, char *message, size_t size,
+                          int timeout_ms);
 void qmp_client_close(struct qmp_client *client);
 
 #endif

@@ -55,8 +55,8 @@ Test(vmm, memory_size_and_cpu_count_follow_the_command_line)
     const char *extra[] = {"-smp", "3,maxcpus=4", "-m", "512M", NULL};
     cr_assert_eq(vmm_process_start(&vmm, extra), 0);
     char line[256];
-    cr_assert_eq(vmm_process_wait_line(&vmm, "PROBE READY", BOOT_TIMEOUT_MS, line, sizeof(line)),
-                 0, "console: %s; stderr: %s", vmm.console, vmm.errors);
+    cr_assert_eq(vmm_process_wait_line(&vmm, "PROBE READY", BOOT_TIMEOUT_MS, line, sizeof(line)), 0,
+                 "console: %s; stderr: %s", vmm.console, vmm.errors);
     cr_assert_str_eq(line, "PROBE READY cpus=3 mem=512");
 }
 
@@ -110,8 +110,7 @@ Test(vmm, two_qmp_clients_at_once)
     cr_assert_eq(qmp_client_connect(&second, vmm.qmp_path, false, greeting, sizeof(greeting),
                                     REPLY_TIMEOUT_MS),
                  0);
-    cr_assert(strstr(greeting, "\"QMP\"") && strstr(greeting, "\"capabilities\""), "%s",
-              greeting);
+    cr_assert(strstr(greeting, "\"QMP\"") && strstr(greeting, "\"capabilities\""), "%s", greeting);
     /* Before negotiation only qmp_capabilities is accepted. */
     cr_assert_eq(qmp_client_execute(&second, "{\"execute\": \"query-status\"}", reply,
                                     sizeof(reply), REPLY_TIMEOUT_MS),
@@ -123,8 +122,7 @@ Test(vmm, two_qmp_clients_at_once)
     execute("{\"execute\": \"stop\"}", reply, sizeof(reply));
     /* Both negotiated clients see the event. */
     cr_assert_eq(qmp_client_wait_event(&qmp, "STOP", event, sizeof(event), REPLY_TIMEOUT_MS), 0);
-    cr_assert_eq(qmp_client_wait_event(&second, "STOP", event, sizeof(event), REPLY_TIMEOUT_MS),
-                 0);
+    cr_assert_eq(qmp_client_wait_event(&second, "STOP", event, sizeof(event), REPLY_TIMEOUT_MS), 0);
     cr_assert_eq(qmp_client_execute(&second, "{\"execute\": \"query-status\"}", reply,
                                     sizeof(reply), REPLY_TIMEOUT_MS),
                  0);
@@ -243,8 +241,8 @@ Test(vmm, bad_command_line_exits_1_with_a_message)
     cr_assert_eq(vmm_process_wait_exit(&vmm, REPLY_TIMEOUT_MS), 0);
     cr_assert_eq(vmm.exit_status, 1);
     cr_assert(strstr(vmm.errors, "-m") && strstr(vmm.errors, "12X"), "%s", vmm.errors);
-    cr_assert_eq(strchr(vmm.errors, '\n'), vmm.errors + vmm.errors_length - 1,
-                 "one line: %s", vmm.errors);
+    cr_assert_eq(strchr(vmm.errors, '\n'), vmm.errors + vmm.errors_length - 1, "one line: %s",
+                 vmm.errors);
 }
 
 Test(vmm, unknown_option_exits_1)
@@ -274,10 +272,25 @@ Test(vmm, seed_launch_line_starts_as_written)
     snprintf(vmm.qmp_path, sizeof(vmm.qmp_path), "%s/qmp.sock", vmm.directory);
     char qmp_option[400];
     snprintf(qmp_option, sizeof(qmp_option), "unix:%s,server=on,wait=off", vmm.qmp_path);
-    const char *arguments[] = {"-display", "none", "-no-user-config", "-m", "2048", "-nodefaults",
-                               "-monitor", "stdio", "-machine", "pc,accel=kvm,usb=off", "-smp",
-                               "1,maxcpus=2", "-cpu", "IvyBridge-IBRS", "-qmp", qmp_option,
-                               "-kernel", harness_probe_guest_path(), NULL};
+    const char *arguments[] = {"-display",
+                               "none",
+                               "-no-user-config",
+                               "-m",
+                               "2048",
+                               "-nodefaults",
+                               "-monitor",
+                               "stdio",
+                               "-machine",
+                               "pc,accel=kvm,usb=off",
+                               "-smp",
+                               "1,maxcpus=2",
+                               "-cpu",
+                               "IvyBridge-IBRS",
+                               "-qmp",
+                               qmp_option,
+                               "-kernel",
+                               harness_probe_guest_path(),
+                               NULL};
     cr_assert_eq(vmm_process_start_raw(&vmm, arguments), 0);
     cr_assert_eq(qmp_client_connect(&qmp, vmm.qmp_path, true, NULL, 0, REPLY_TIMEOUT_MS), 0,
                  "stderr: %s", vmm.errors);

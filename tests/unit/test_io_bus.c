@@ -33,8 +33,10 @@ Test(io_bus, dispatches_by_space_and_offset)
     struct io_bus bus;
     struct recorder pio = {0}, mmio = {0};
     cr_assert_eq(io_bus_init(&bus, NULL), 0);
-    cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x3f8, 8, &recorder_ops, &pio, "uart", NULL), 0);
-    cr_assert_eq(io_bus_register(&bus, IO_SPACE_MMIO, 0x3f8, 8, &recorder_ops, &mmio, "m", NULL), 0);
+    cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x3f8, 8, &recorder_ops, &pio, "uart", NULL),
+                 0);
+    cr_assert_eq(io_bus_register(&bus, IO_SPACE_MMIO, 0x3f8, 8, &recorder_ops, &mmio, "m", NULL),
+                 0);
 
     uint8_t byte = 0x41;
     cr_assert(io_bus_access(&bus, IO_SPACE_PIO, 0x3fb, &byte, 1, true));
@@ -63,14 +65,16 @@ Test(io_bus, overlaps_are_refused_with_a_message)
     struct io_bus bus;
     struct pv_error error = {0};
     cr_assert_eq(io_bus_init(&bus, NULL), 0);
-    cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x600, 4, &recorder_ops, NULL, "pm1a", NULL), 0);
+    cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x600, 4, &recorder_ops, NULL, "pm1a", NULL),
+                 0);
     cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x5fe, 4, &recorder_ops, NULL, "x", &error),
                  -EEXIST);
     cr_assert(strstr(error.message, "pm1a"), "%s", error.message);
     cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x603, 1, &recorder_ops, NULL, "y", NULL),
                  -EEXIST);
     /* Adjacent ranges are fine. */
-    cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x604, 2, &recorder_ops, NULL, "cnt", NULL), 0);
+    cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x604, 2, &recorder_ops, NULL, "cnt", NULL),
+                 0);
     cr_assert_eq(io_bus_register(&bus, IO_SPACE_PIO, 0x5fc, 4, &recorder_ops, NULL, "z", NULL), 0);
     io_bus_destroy(&bus);
 }
@@ -81,9 +85,9 @@ Test(io_bus, unregister_removes_only_the_exact_region)
     struct recorder recorder = {0};
     cr_assert_eq(io_bus_init(&bus, NULL), 0);
     for (uint64_t base = 0x1000; base < 0x1000 + 64 * 0x10; base += 0x10)
-        cr_assert_eq(io_bus_register(&bus, IO_SPACE_MMIO, base, 0x10, &recorder_ops, &recorder,
-                                     "dev", NULL),
-                     0);
+        cr_assert_eq(
+            io_bus_register(&bus, IO_SPACE_MMIO, base, 0x10, &recorder_ops, &recorder, "dev", NULL),
+            0);
     cr_assert_eq(io_bus_unregister(&bus, IO_SPACE_MMIO, 0x1008), -ENOENT);
     cr_assert_eq(io_bus_unregister(&bus, IO_SPACE_MMIO, 0x1100), 0);
     uint8_t byte = 1;
