@@ -2281,6 +2281,27 @@ static struct runtime *reconcile_runtime(struct reconcile *reconcile,
     return runtime;
 }
 
+/* The parsed JSON array a reconciliation step's command returned, and the domain's runtime;
+ * NULL when the domain went away, the command failed or the reply is not an array: the
+ * reconciliation then ends here (and is freed). */
+static yajl_val reconcile_reply(struct reconcile *reconcile,
+                                const struct qmp_connection_reply *reply, const char *command,
+                                struct runtime **runtime_out)
+{
+    struct runtime *runtime = reconcile_runtime(reconcile, reply, command);
+    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
+                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
+                            : NULL;
+    if (root && !YAJL_IS_ARRAY(root)) {
+        yajl_tree_free(root);
+        root = NULL;
+    }
+    if (root == NULL)
+        reconcile_free(reconcile);
+    *runtime_out = runtime;
+    return root;
+}
+
 static void collect_qdev_ids(yajl_val value, char ***ids, size_t *count)
 {
     if (YAJL_IS_ARRAY(value)) {
@@ -2360,16 +2381,14 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
                                      const struct qmp_connection_reply *reply, void *context)
 {
     struct reconcile *reconcile = context;
-    struct runtime *runtime = reconcile_runtime(reconcile, reply, "query-named-block-nodes");
-    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
-                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
-                            : NULL;
+    struct runtime *runtime;
+    yajl_val root = reconcile_reply(reconcile, reply, "query-named-block-nodes", &runtime);
+    if (root == NULL)
+        return;
     struct store_device *devices = NULL;
     size_t device_count = 0;
-    if (root == NULL || !YAJL_IS_ARRAY(root) ||
-        store_device_list(domains->store, uuid, &devices, &device_count, NULL) < 0) {
-        if (root)
-            yajl_tree_free(root);
+    if (store_device_list(domains->store, uuid, &devices, &device_count, NULL) < 0) {
+        yajl_tree_free(root);
         reconcile_free(reconcile);
         return;
     }
@@ -2429,16 +2448,10 @@ static void on_reconcile_query_block(struct domains *domains, const char *uuid,
                                      const struct qmp_connection_reply *reply, void *context)
 {
     struct reconcile *reconcile = context;
-    struct runtime *runtime = reconcile_runtime(reconcile, reply, "query-block");
-    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
-                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
-                            : NULL;
-    if (root == NULL || !YAJL_IS_ARRAY(root)) {
-        if (root)
-            yajl_tree_free(root);
-        reconcile_free(reconcile);
+    struct runtime *runtime;
+    yajl_val root = reconcile_reply(reconcile, reply, "query-block", &runtime);
+    if (root == NULL)
         return;
-    }
     char **backend_devices = NULL;
     size_t backend_count = 0;
     for (size_t i = 0; i < YAJL_GET_ARRAY(root)->len; i++) {
@@ -2477,14 +2490,10 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
                                    const struct qmp_connection_reply *reply, void *context)
 {
     struct reconcile *reconcile = context;
-    struct runtime *runtime = reconcile_runtime(reconcile, reply, "query-pci");
-    yajl_val root = runtime ? json_parse(reply->return_json, strlen(reply->return_json),
-                                         DOMAINS_MAX_JSON, JSON_MAX_DEPTH, NULL)
-                            : NULL;
-    if (root == NULL) {
-        reconcile_free(reconcile);
+    struct runtime *runtime;
+    yajl_val root = reconcile_reply(reconcile, reply, "query-pci", &runtime);
+    if (root == NULL)
         return;
-    }
     collect_qdev_ids(root, &reconcile->device_ids, &reconcile->device_count);
     yajl_tree_free(root);
     char **ids = reconcile->device_ids;
