@@ -57,7 +57,11 @@ struct api_client *api_client_connect(const char *socket_path, struct pv_error *
         return NULL;
     }
     if (connect(client->fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-        pv_error_set_errno(error, -errno, "failed to connect to the daemon at '%s'", socket_path);
+        int rc = -errno;
+        pv_error_set(error, rc,
+                     "failed to connect to the daemon at '%s': %s (is plugvirtd running? -c SOCKET "
+                     "or PLUGVIRT_SOCKET selects another socket)",
+                     socket_path, strerror(-rc));
         close(client->fd);
         free(client);
         return NULL;

@@ -930,7 +930,9 @@ Test(pvsh_end_to_end, unknown_command_and_connection_failure)
     fclose(err_stream);
     cr_expect_eq(status, 1);
     cr_expect_str_eq(err, "error: failed to connect to the daemon at "
-                          "'/nonexistent/plugvirtd.sock': No such file or directory\n");
+                          "'/nonexistent/plugvirtd.sock': No such file or directory (is "
+                          "plugvirtd running? -c SOCKET or PLUGVIRT_SOCKET selects another "
+                          "socket)\n");
     free(out);
     free(err);
 }
