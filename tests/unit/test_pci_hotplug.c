@@ -280,10 +280,22 @@ Test(pci_hotplug, repeated_unplug_request)
     struct test_device *device = plug_device(machine, "net0", 2);
     struct pv_error error = {0};
     unsigned events = machine->gpe_events;
+    struct timespec first, second;
+    clock_gettime(CLOCK_MONOTONIC, &first);
     cr_assert_eq(pci_bus_request_unplug(machine->bus, &device->pci, &error), 0);
-    /* Within QEMU's 1 ms expiry: refused. */
-    cr_assert_eq(pci_bus_request_unplug(machine->bus, &device->pci, &error), -EBUSY);
-    cr_assert_str_eq(error.message, "Device net0 is already in the process of unplug");
+    int rc = pci_bus_request_unplug(machine->bus, &device->pci, &error);
+    clock_gettime(CLOCK_MONOTONIC, &second);
+    long elapsed_us =
+        (second.tv_sec - first.tv_sec) * 1000000L + (second.tv_nsec - first.tv_nsec) / 1000;
+    if (elapsed_us < 1000) {
+        /* Within QEMU's 1 ms expiry: refused. */
+        cr_assert_eq(rc, -EBUSY);
+        cr_assert_str_eq(error.message, "Device net0 is already in the process of unplug");
+    } else {
+        /* A loaded host (or valgrind) took longer than the expiry: sent again. */
+        cr_assert_eq(rc, 0);
+        events++;
+    }
     /* Later, while running: the request is sent again. */
     sleep_ms(3);
     cr_assert_eq(pci_bus_request_unplug(machine->bus, &device->pci, &error), 0);
