@@ -63,28 +63,31 @@ static uint32_t config_read32(const struct pci_device *device, unsigned offset)
                                                          << 16;
 }
 
+/* Config space and its writable mask are both little-endian byte arrays. */
+static void store_le(uint8_t *bytes, unsigned offset, uint32_t value, unsigned size)
+{
+    for (unsigned i = 0; i < size; i++)
+        bytes[offset + i] = (uint8_t)(value >> (8 * i));
+}
+
 static void config_write16(struct pci_device *device, unsigned offset, uint16_t value)
 {
-    device->config[offset] = (uint8_t)value;
-    device->config[offset + 1] = (uint8_t)(value >> 8);
+    store_le(device->config, offset, value, 2);
 }
 
 static void config_write32(struct pci_device *device, unsigned offset, uint32_t value)
 {
-    config_write16(device, offset, (uint16_t)value);
-    config_write16(device, offset + 2, (uint16_t)(value >> 16));
+    store_le(device->config, offset, value, 4);
 }
 
 static void writable_write16(struct pci_device *device, unsigned offset, uint16_t mask)
 {
-    device->config_writable[offset] = (uint8_t)mask;
-    device->config_writable[offset + 1] = (uint8_t)(mask >> 8);
+    store_le(device->config_writable, offset, mask, 2);
 }
 
 static void writable_write32(struct pci_device *device, unsigned offset, uint32_t mask)
 {
-    writable_write16(device, offset, (uint16_t)mask);
-    writable_write16(device, offset + 2, (uint16_t)(mask >> 16));
+    store_le(device->config_writable, offset, mask, 4);
 }
 
 static bool ranges_overlap(unsigned offset_a, unsigned size_a, unsigned offset_b, unsigned size_b)

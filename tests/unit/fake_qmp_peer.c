@@ -579,3 +579,20 @@ size_t fake_qmp_peer_connection_count(const struct fake_qmp_peer *peer)
 {
     return peer->connection_count;
 }
+
+static void on_run_guard(evutil_socket_t fd, short what, void *opaque)
+{
+    *(bool *)opaque = true;
+}
+
+bool fake_qmp_run_until(struct event_base *base, int *counter, int target, int timeout_ms)
+{
+    bool expired = false;
+    struct event *guard = evtimer_new(base, on_run_guard, &expired);
+    struct timeval delay = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(guard, &delay);
+    while (*counter < target && !expired)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(guard);
+    return *counter >= target;
+}

@@ -70,4 +70,8 @@ const char *fake_qmp_peer_arguments(const struct fake_qmp_peer *peer, size_t ind
 const char *fake_qmp_peer_summary(const struct fake_qmp_peer *peer, size_t index);
 size_t fake_qmp_peer_connection_count(const struct fake_qmp_peer *peer);
 
+/* Runs `base` until *counter reaches `target` or `timeout_ms` passes; true if reached.
+ * Shared by the tests that drive the daemon's QMP code against the fake peer. */
+bool fake_qmp_run_until(struct event_base *base, int *counter, int target, int timeout_ms);
+
 #endif

@@ -72,21 +72,9 @@ static void on_event(void *opaque, const char *name, const char *data)
     hotplug_handle_event(manager, side_uuid(opaque), name, data);
 }
 
-static void on_guard(evutil_socket_t fd, short what, void *opaque)
-{
-    *(bool *)opaque = true;
-}
-
 static bool run_until(int *counter, int target, int timeout_ms)
 {
-    bool expired = false;
-    struct event *guard = evtimer_new(base, on_guard, &expired);
-    struct timeval delay = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    evtimer_add(guard, &delay);
-    while (*counter < target && !expired)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(guard);
-    return *counter >= target;
+    return fake_qmp_run_until(base, counter, target, timeout_ms);
 }
 
 static void run_for(int milliseconds)

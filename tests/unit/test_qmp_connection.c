@@ -60,22 +60,9 @@ static void on_reply(void *opaque, const struct qmp_connection_reply *reply)
              reply->error_desc ? reply->error_desc : "");
 }
 
-static void on_guard(evutil_socket_t fd, short what, void *opaque)
-{
-    *(bool *)opaque = true;
-}
-
-/* Runs the loop until *counter reaches `target` or `timeout_ms` passes. */
 static bool run_until(int *counter, int target, int timeout_ms)
 {
-    bool expired = false;
-    struct event *guard = evtimer_new(base, on_guard, &expired);
-    struct timeval delay = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    evtimer_add(guard, &delay);
-    while (*counter < target && !expired)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(guard);
-    return *counter >= target;
+    return fake_qmp_run_until(base, counter, target, timeout_ms);
 }
 
 static void setup(void)
