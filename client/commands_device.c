@@ -452,14 +452,34 @@ static int run_detach_disk(struct pvsh_context *context, const struct pvsh_argum
     status = fetch_disks(context, domain, detach_options.config && !detach_options.live, &disks);
     if (status != PVSH_EXIT_SUCCESS)
         return status;
+    /* A target wins; a source path must name exactly one disk (two disks may share an image
+     * marked <shareable/>, and detaching "the first" would be a guess). */
     yajl_val found = NULL;
-    for (size_t i = 0; i < disks.result->u.array.len && !found; i++) {
+    char sharing[256] = "";
+    size_t source_matches = 0;
+    for (size_t i = 0; i < disks.result->u.array.len; i++) {
         yajl_val disk = disks.result->u.array.values[i];
         const char *disk_target = json_get_string(disk, "target");
         const char *disk_source = json_get_string(disk, "source");
-        if ((disk_target && strcmp(disk_target, target) == 0) ||
-            (disk_source && strcmp(disk_source, target) == 0))
+        if (disk_target && strcmp(disk_target, target) == 0) {
             found = disk;
+            source_matches = 0;
+            break;
+        }
+        if (disk_source && strcmp(disk_source, target) == 0) {
+            found = disk;
+            size_t used = strlen(sharing);
+            snprintf(sharing + used, sizeof(sharing) - used, "%s%s", source_matches ? ", " : "",
+                     disk_target ? disk_target : "?");
+            source_matches++;
+        }
+    }
+    if (source_matches > 1) {
+        api_reply_free(&disks);
+        return pvsh_report_error(context, "invalid-argument",
+                                 "source %s is used by more than one disk of %s (%s); name the "
+                                 "target to detach",
+                                 target, domain, sharing);
     }
     if (!found) {
         api_reply_free(&disks);
@@ -510,9 +530,11 @@ static int run_domblklist(struct pvsh_context *context, const struct pvsh_argume
     }
     bool details = pvsh_argument_bool(arguments, "details");
     static const char *const header[] = {"Target", "Source"};
-    static const char *const details_header[] = {"Type", "Device", "Target", "Source"};
+    /* State (plugvirt's column): attached, or attaching/detaching while a hot-plug job or
+     * the guest has not finished. */
+    static const char *const details_header[] = {"Type", "Device", "Target", "Source", "State"};
     struct pvsh_table table;
-    pvsh_table_init(&table, details ? 4 : 2, details ? details_header : header);
+    pvsh_table_init(&table, details ? 5 : 2, details ? details_header : header);
     for (size_t i = 0; i < reply.result->u.array.len; i++) {
         yajl_val disk = reply.result->u.array.values[i];
         const char *source = json_get_string(disk, "source");
@@ -520,8 +542,9 @@ static int run_domblklist(struct pvsh_context *context, const struct pvsh_argume
             source = NULL;
         const char *target = json_get_string(disk, "target");
         if (details) {
+            const char *state = json_get_string(disk, "state");
             const char *cells[] = {json_get_string(disk, "type"), json_get_string(disk, "device"),
-                                   target, source};
+                                   target, source, state ? state : "-"};
             pvsh_table_add_row(&table, cells);
         } else {
             const char *cells[] = {target, source};

@@ -378,6 +378,19 @@ static int run_dominfo(struct pvsh_context *context, const struct pvsh_arguments
         print_info_line(context, "Persistent:", "unknown");
     if (json_get_bool(info, "autostart", &flag))
         print_info_line(context, "Autostart:", flag ? "enable" : "disable");
+    /* plugvirt's line: devices a hot-plug job or the guest has not finished with. */
+    yajl_val changing = json_get_array(info, "hotplug");
+    if (changing && changing->u.array.len) {
+        char line[512] = "";
+        for (size_t i = 0; i < changing->u.array.len; i++) {
+            yajl_val entry = changing->u.array.values[i];
+            size_t used = strlen(line);
+            snprintf(line + used, sizeof(line) - used, "%s%s %s", i ? ", " : "",
+                     json_get_string(entry, "target") ? json_get_string(entry, "target") : "?",
+                     json_get_string(entry, "state") ? json_get_string(entry, "state") : "?");
+        }
+        print_info_line(context, "Hotplug:", line);
+    }
     api_reply_free(&reply);
     return PVSH_EXIT_SUCCESS;
 }

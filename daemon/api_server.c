@@ -30,6 +30,11 @@ struct api_connection {
     bool read_only;
     bool closed;
     bool close_when_flushed;
+    /* After "request line too long": what is left of that line is read and dropped (so the
+     * client, still writing, gets the error reply rather than EPIPE), then the connection
+     * closes once the reply went out. */
+    bool discarding;
+    size_t discarded;
     bool subscribed;
     char *subscribed_domain; /* NULL: every domain */
     unsigned references;
@@ -386,20 +391,45 @@ static void handle_line(struct api_connection *connection, const char *line, siz
     yajl_tree_free(root);
 }
 
+/* Drops input up to the end of the over-long line; the connection then closes once its
+ * error reply is flushed. A peer that never ends the line is cut off after
+ * API_SERVER_MAX_DISCARD bytes. */
+static void discard_rest_of_line(struct api_connection *connection, struct evbuffer *input)
+{
+    struct evbuffer_ptr end = evbuffer_search_eol(input, NULL, NULL, EVBUFFER_EOL_LF);
+    size_t drop = end.pos >= 0 ? (size_t)end.pos + 1 : evbuffer_get_length(input);
+    evbuffer_drain(input, drop);
+    connection->discarded += drop;
+    if (end.pos < 0 && connection->discarded <= API_SERVER_MAX_DISCARD)
+        return;
+    connection->discarding = false;
+    connection->close_when_flushed = true;
+    bufferevent_disable(connection->buffer, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(connection->buffer)) == 0)
+        connection_close(connection);
+}
+
 static void on_read(struct bufferevent *buffer, void *opaque)
 {
     struct api_connection *connection = opaque;
     struct evbuffer *input = bufferevent_get_input(buffer);
     connection->references++; /* a reply may close it while we loop */
     while (!connection->closed && !connection->close_when_flushed) {
+        if (connection->discarding) {
+            discard_rest_of_line(connection, input);
+            break;
+        }
         size_t length = 0;
         char *line = evbuffer_readln(input, &length, EVBUFFER_EOL_LF);
         if (line == NULL) {
             if (evbuffer_get_length(input) > API_SERVER_MAX_REQUEST) {
-                send_error(connection, NULL, "invalid-argument", "request line too long", NULL,
-                           NULL);
-                connection->close_when_flushed = true;
-                bufferevent_disable(buffer, EV_READ);
+                char message[128];
+                snprintf(message, sizeof(message),
+                         "request line too long (more than %u bytes); closing the connection",
+                         (unsigned)API_SERVER_MAX_REQUEST);
+                send_error(connection, NULL, "invalid-argument", message, NULL, NULL);
+                connection->discarding = true;
+                continue;
             }
             break;
         }

@@ -21,6 +21,8 @@ struct api_server;
 
 /* Bounds: longest request line, most unread output per client. */
 #define API_SERVER_MAX_REQUEST (16u * 1024 * 1024)
+/* What is read and dropped of an over-long request line before the connection is cut. */
+#define API_SERVER_MAX_DISCARD (256u * 1024 * 1024)
 #define API_SERVER_MAX_OUTPUT (8u * 1024 * 1024)
 
 /* Listens on the given sockets (already bound and listening; either may be -1). The server

@@ -41,6 +41,7 @@ void daemon_config_free(struct daemon_config *config)
     free(config->schema_dir);
     free(config->vmm_path);
     free(config->probe_guest_path);
+    free(config->fault_injection_point);
     memset(config, 0, sizeof(*config));
 }
 
@@ -232,6 +233,18 @@ int daemon_config_load(struct daemon_config *config, int argc, char **argv, stru
     rc = daemon_config_parse_arguments(config, argc, argv, error);
     if (rc == 0 && verbose)
         config->log_level = PV_LOG_DEBUG;
+    const char *point = getenv(DAEMON_CONFIG_FAULT_INJECTION_VARIABLE);
+    if (rc == 0 && point && point[0]) {
+#ifdef PLUGVIRT_FAULT_INJECTION
+        free(config->fault_injection_point);
+        config->fault_injection_point = strdup(point);
+#else
+        rc = pv_error_set(error, -EINVAL,
+                          "%s is set, but this plugvirtd was built without "
+                          "--enable-fault-injection (a test-only switch); unset it",
+                          DAEMON_CONFIG_FAULT_INJECTION_VARIABLE);
+#endif
+    }
     return rc;
 }
 

@@ -16,6 +16,7 @@
 #define DAEMON_CONFIG_DEFAULT_FILE "/etc/plugvirt/plugvirtd.conf"
 #define DAEMON_CONFIG_DEFAULT_STATE_DIR "/var/lib/plugvirt"
 #define DAEMON_CONFIG_DEFAULT_RUN_DIR "/run/plugvirt"
+#define DAEMON_CONFIG_FAULT_INJECTION_VARIABLE "PLUGVIRT_TEST_ABORT_AFTER_STEP"
 
 struct daemon_config {
     char *state_dir;         /* plugvirt.db */
@@ -27,6 +28,9 @@ struct daemon_config {
     int detach_timeout_ms;   /* default wait for DEVICE_DELETED */
     int qmp_timeout_ms;      /* every QMP command */
     int job_wait_timeout_ms; /* how long a hotplug request waits for a busy domain */
+    /* Test builds (--enable-fault-injection) only: PLUGVIRT_TEST_ABORT_AFTER_STEP, the hotplug
+     * point after which the daemon SIGKILLs itself (hotplug_config.abort_after_step). */
+    char *fault_injection_point;
     enum pv_log_level log_level;
     bool foreground;
     bool show_version;

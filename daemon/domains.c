@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include "domain.h"
+#include "domain_alloc.h"
+#include "domains_internal.h"
 #include "hotplug.h"
 #include "json_util.h"
 #include "pv_log.h"
@@ -28,78 +30,22 @@
 #include "store.h"
 #include "vmm_argv.h"
 
-#define NOT_RUNNING_MESSAGE "Requested operation is not valid: domain is not running"
 #define DESTROY_KILL_DELAY_MS 3000
 #define QMP_CONNECT_TIMEOUT_MS 10000
 #define MONITOR_COMMAND_TIMEOUT_MS 30000
 #define DOMAINS_MAX_JSON (16u * 1024 * 1024)
 
-struct waiter {
-    struct runtime *runtime;
-    domains_done_fn done;
-    void *opaque;
-    struct event *timer; /* shutdown --timeout */
-    struct waiter *next;
-};
-
-/* A domain whose VMM process exists (started by us or found at daemon start). */
-struct runtime {
-    struct domains *domains;
-    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
-    char *name;
-    pid_t pid;
-    uint64_t start_time;
-    int pidfd;
-    struct event *pidfd_event;
-    bool child; /* forked by this daemon: waitpid gives the exit status */
-    struct qmp_connection *qmp;
-    bool qmp_ready;
-    struct domain_definition *live;
-    enum store_domain_state state;
-    bool guest_shutdown; /* SHUTDOWN event seen */
-    bool destroying;
-    bool stopping; /* runtime_stop in progress */
-    bool restored; /* found at daemon start */
-    struct event *kill_timer;
-    struct waiter *start_waiters;
-    struct waiter *stop_waiters;
-    char qmp_path[PATH_MAX];
-    char pidfile_path[PATH_MAX];
-    char log_path[PATH_MAX];
-    struct runtime *next;
-};
-
-struct stop_reason {
-    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
-    char reason[32];
-    struct stop_reason *next;
-};
-
-struct reconcile;
 static void reconcile_free_all(struct domains *domains);
-
-struct domains {
-    struct event_base *base;
-    struct store *store;
-    const struct daemon_config *config;
-    struct hotplug_manager *hotplug;
-    domains_event_fn event;
-    void *event_opaque;
-    struct runtime *runtimes;
-    struct stop_reason *reasons;
-    struct reconcile *reconciles; /* restored domains waiting for their journal recovery */
-};
 
 /* ------------------------------------------------------------------ replies --- */
 
-static void reply_ok(domains_done_fn done, void *opaque, const char *json)
+void domains_reply_ok(domains_done_fn done, void *opaque, const char *json)
 {
     struct domains_result result = {.result_json = json ? json : "{}"};
     done(opaque, &result);
 }
 
-static void __attribute__((format(printf, 4, 5)))
-reply_error(domains_done_fn done, void *opaque, const char *code, const char *format, ...)
+void domains_reply_error(domains_done_fn done, void *opaque, const char *code, const char *format, ...)
 {
     char message[1024];
     va_list arguments;
@@ -110,12 +56,12 @@ reply_error(domains_done_fn done, void *opaque, const char *code, const char *fo
     done(opaque, &result);
 }
 
-static void reply_writer(domains_done_fn done, void *opaque, struct json_writer *writer)
+void domains_reply_writer(domains_done_fn done, void *opaque, struct json_writer *writer)
 {
     if (json_writer_status(writer) < 0)
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
     else
-        reply_ok(done, opaque, json_writer_text(writer));
+        domains_reply_ok(done, opaque, json_writer_text(writer));
     json_writer_free(writer);
 }
 
@@ -133,7 +79,7 @@ static const char *store_error_code(int status)
 
 /* ------------------------------------------------------------------- events --- */
 
-static void emit_event(struct domains *domains, const char *uuid, const char *name,
+void domains_emit_event(struct domains *domains, const char *uuid, const char *name,
                        const char *type, const char *detail)
 {
     struct pv_error error = {0};
@@ -170,7 +116,7 @@ static const char *stop_reason(struct domains *domains, const char *uuid)
 
 /* ------------------------------------------------------------------ helpers --- */
 
-static struct runtime *find_runtime(struct domains *domains, const char *uuid)
+struct runtime *domains_find_runtime(struct domains *domains, const char *uuid)
 {
     for (struct runtime *runtime = domains->runtimes; runtime; runtime = runtime->next)
         if (strcasecmp(runtime->uuid, uuid) == 0)
@@ -179,162 +125,28 @@ static struct runtime *find_runtime(struct domains *domains, const char *uuid)
 }
 
 /* Looks the domain up; on failure replies and returns < 0. */
-static int lookup(struct domains *domains, const char *key, struct store_domain *out,
+int domains_lookup(struct domains *domains, const char *key, struct store_domain *out,
                   domains_done_fn done, void *opaque)
 {
     struct pv_error error = {0};
     if (key == NULL || *key == '\0') {
-        reply_error(done, opaque, "invalid-argument", "missing parameter 'domain'");
+        domains_reply_error(done, opaque, "invalid-argument", "missing parameter 'domain'");
         return -EINVAL;
     }
     int rc = store_domain_get(domains->store, key, out, &error);
     if (rc < 0) {
         if (rc == -ENOENT)
-            reply_error(done, opaque, "no-domain",
+            domains_reply_error(done, opaque, "no-domain",
                         "Domain not found: no domain with matching "
                         "name or uuid '%s'",
                         key);
         else
-            reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+            domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
     }
     return rc;
 }
 
-int domains_disk_index(const char *target_dev)
-{
-    if (target_dev == NULL || strncmp(target_dev, "vd", 2) != 0 || target_dev[2] == '\0')
-        return -1;
-    int index = 0;
-    for (const char *c = target_dev + 2; *c; c++) {
-        if (*c < 'a' || *c > 'z')
-            return -1;
-        index = (index + (c == target_dev + 2 ? 0 : 1)) * 26 + (*c - 'a');
-        if (index > 100000)
-            return -1;
-    }
-    return index;
-}
-
-/* The alias libvirt gives a disk: virtio-disk<N>, or the user's own "ua-" alias. */
-static char *disk_alias(const struct domain_disk *disk)
-{
-    if (disk->alias && strncmp(disk->alias, "ua-", 3) == 0)
-        return strdup(disk->alias);
-    int index = domains_disk_index(disk->target_dev);
-    if (index < 0)
-        return NULL;
-    char *alias = NULL;
-    if (asprintf(&alias, "virtio-disk%d", index) < 0)
-        return NULL;
-    return alias;
-}
-
-static void mark_slot(bool used[32], const struct domain_address *address)
-{
-    if (address->type == DOMAIN_ADDRESS_PCI && address->bus == 0 && address->slot < 32)
-        used[address->slot] = true;
-}
-
-static void collect_used_slots(const struct domain_definition *definition, bool used[32])
-{
-    if (definition == NULL)
-        return;
-    for (size_t i = 0; i < definition->disk_count; i++)
-        mark_slot(used, &definition->disks[i].address);
-    for (size_t i = 0; i < definition->interface_count; i++)
-        mark_slot(used, &definition->interfaces[i].address);
-    for (size_t i = 0; i < definition->controller_count; i++)
-        mark_slot(used, &definition->controllers[i].address);
-    for (size_t i = 0; i < definition->hostdev_count; i++)
-        mark_slot(used, &definition->hostdevs[i].address);
-}
-
-static int first_free_slot(const bool used[32])
-{
-    for (int slot = DOMAINS_FIRST_PCI_SLOT; slot <= DOMAINS_LAST_PCI_SLOT; slot++)
-        if (!used[slot])
-            return slot;
-    return -1;
-}
-
-static void set_pci_address(struct domain_address *address, unsigned slot)
-{
-    memset(address, 0, sizeof(*address));
-    address->type = DOMAIN_ADDRESS_PCI;
-    address->slot = slot;
-}
-
-/* Define time: checks target names and user addresses, gives every PCI device without an
- * address the first free slot. */
-static int assign_addresses(struct domain_definition *definition, struct pv_error *error)
-{
-    bool used[32] = {false};
-    used[0] = true; /* host bridge */
-    struct domain_address *addresses[128];
-    size_t count = 0;
-    for (size_t i = 0; i < definition->disk_count && count < 128; i++) {
-        struct domain_disk *disk = &definition->disks[i];
-        for (size_t j = 0; j < i; j++)
-            if (disk->target_dev && definition->disks[j].target_dev &&
-                strcmp(disk->target_dev, definition->disks[j].target_dev) == 0)
-                return pv_error_set(error, -EINVAL,
-                                    "target '%s' duplicated for disk sources "
-                                    "'%s' and '%s'",
-                                    disk->target_dev, definition->disks[j].source, disk->source);
-        if (disk->target_bus == DOMAIN_DISK_BUS_VIRTIO)
-            addresses[count++] = &disk->address;
-    }
-    for (size_t i = 0; i < definition->interface_count && count < 128; i++)
-        addresses[count++] = &definition->interfaces[i].address;
-    for (size_t i = 0; i < definition->hostdev_count && count < 128; i++)
-        addresses[count++] = &definition->hostdevs[i].address;
-    for (size_t i = 0; i < count; i++) {
-        struct domain_address *address = addresses[i];
-        if (address->type != DOMAIN_ADDRESS_PCI)
-            continue;
-        if (address->domain != 0 || address->bus != 0 || address->function != 0 ||
-            address->slot > DOMAINS_LAST_PCI_SLOT)
-            return pv_error_set(error, -EINVAL,
-                                "PCI address %04x:%02x:%02x.%x is not usable (bus 0, slots "
-                                "%d-%d, function 0)",
-                                address->domain, address->bus, address->slot, address->function,
-                                DOMAINS_FIRST_PCI_SLOT, DOMAINS_LAST_PCI_SLOT);
-        if (used[address->slot])
-            return pv_error_set(error, -EINVAL, "PCI slot 0x%02x is used by two devices",
-                                address->slot);
-        used[address->slot] = true;
-    }
-    for (size_t i = 0; i < count; i++) {
-        if (addresses[i]->type == DOMAIN_ADDRESS_PCI)
-            continue;
-        int slot = first_free_slot(used);
-        if (slot < 0)
-            return pv_error_set(error, -ENOSPC, "no free PCI slot left");
-        set_pci_address(addresses[i], (unsigned)slot);
-        used[slot] = true;
-    }
-    return 0;
-}
-
-/* Start time: gives every disk its alias (the inactive XML does not carry aliases). */
-static int assign_aliases(struct domain_definition *definition, struct pv_error *error)
-{
-    for (size_t i = 0; i < definition->disk_count; i++) {
-        struct domain_disk *disk = &definition->disks[i];
-        if (disk->alias &&
-            (strncmp(disk->alias, "ua-", 3) == 0 || strncmp(disk->alias, "virtio-disk", 11) == 0))
-            continue;
-        char *alias = disk_alias(disk);
-        if (alias == NULL)
-            return pv_error_set(error, -EINVAL, "disk target '%s' is not a virtio name (vdX)",
-                                disk->target_dev ? disk->target_dev : "");
-        free(disk->alias);
-        disk->alias = alias;
-    }
-    return 0;
-}
-
-static struct domain_definition *parse_definition(struct domains *domains, const char *xml,
+struct domain_definition *domains_parse_definition(struct domains *domains, const char *xml,
                                                   struct pv_error *error)
 {
     if (xml == NULL) {
@@ -344,7 +156,7 @@ static struct domain_definition *parse_definition(struct domains *domains, const
     return domain_xml_parse(xml, strlen(xml), domains->config->schema_dir, error);
 }
 
-static const char *xml_error_code(const struct pv_error *error)
+const char *domains_xml_error_code(const struct pv_error *error)
 {
     if (error->code == -ENOTSUP || error->code == -EOPNOTSUPP ||
         strncmp(error->message, "unsupported", 11) == 0 || strstr(error->message, "unsupported:"))
@@ -423,7 +235,7 @@ static void domain_directory(struct domains *domains, const char *name, char *ou
 
 /* Writes the runtime's live definition (and optionally a new persistent one) into the
  * store in one transaction (store_domain_put is one). */
-static int save_domain(struct domains *domains, struct runtime *runtime,
+int domains_save(struct domains *domains, struct runtime *runtime,
                        const struct domain_definition *persistent, struct pv_error *error)
 {
     const char *uuid = runtime ? runtime->uuid : persistent->uuid;
@@ -470,9 +282,9 @@ static void free_waiter_list(struct waiter **list, const char *code, const char 
         if (waiter->timer)
             event_free(waiter->timer);
         if (code)
-            reply_error(waiter->done, waiter->opaque, code, "%s", message);
+            domains_reply_error(waiter->done, waiter->opaque, code, "%s", message);
         else
-            reply_ok(waiter->done, waiter->opaque, "{}");
+            domains_reply_ok(waiter->done, waiter->opaque, "{}");
         free(waiter);
     }
 }
@@ -531,7 +343,7 @@ static void runtime_stop(struct runtime *runtime, enum store_domain_state state,
     unlink(runtime->qmp_path);
     unlink(runtime->pidfile_path);
     set_stop_reason(domains, runtime->uuid, reason);
-    emit_event(domains, runtime->uuid, runtime->name, "lifecycle", detail);
+    domains_emit_event(domains, runtime->uuid, runtime->name, "lifecycle", detail);
     runtime_unlink(domains, runtime);
     char message[1024];
     char log_tail[600];
@@ -572,9 +384,13 @@ static void on_process_exit(evutil_socket_t fd, short what, void *opaque)
         clean = runtime->guest_shutdown;
     }
     char detail[256];
-    if (runtime->destroying) {
+    if (runtime->destroying && !runtime->start_failed) {
         snprintf(detail, sizeof(detail), "stopped: destroyed (%s)", how);
         runtime_stop(runtime, STORE_DOMAIN_SHUTOFF, "destroyed", detail);
+    } else if (runtime->start_failed || (!runtime->started && !runtime->restored)) {
+        /* The guest never ran: libvirt's "shut off (failed)", not a crash. */
+        snprintf(detail, sizeof(detail), "stopped: failed to start (%s)", how);
+        runtime_stop(runtime, STORE_DOMAIN_SHUTOFF, "failed", detail);
     } else if (clean) {
         snprintf(detail, sizeof(detail), "stopped: shut off (%s)", how);
         runtime_stop(runtime, STORE_DOMAIN_SHUTOFF, "shutdown", detail);
@@ -595,7 +411,7 @@ static void set_runtime_state(struct runtime *runtime, enum store_domain_state s
                                runtime->start_time, &error) < 0)
         pv_log_warning("domain %s: %s", runtime->name, error.message);
     if (detail)
-        emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle", detail);
+        domains_emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle", detail);
 }
 
 static void on_qmp_event(void *opaque, const char *event_name, const char *data_json)
@@ -613,7 +429,7 @@ static void on_qmp_event(void *opaque, const char *event_name, const char *data_
     } else if (strcmp(event_name, "RESUME") == 0 && runtime->start_waiters == NULL) {
         set_runtime_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
     } else if (strcmp(event_name, "RESET") == 0) {
-        emit_event(domains, runtime->uuid, runtime->name, "reboot", "reset");
+        domains_emit_event(domains, runtime->uuid, runtime->name, "reboot", "reset");
     }
     hotplug_handle_event(domains->hotplug, runtime->uuid, event_name, data_json);
 }
@@ -707,9 +523,6 @@ static void reply_qmp_failure(domains_done_fn done, void *opaque, const char *st
 
 /* ---------------------------------------------------------------- create/free --- */
 
-static void on_device_removed(void *opaque, const char *domain_uuid,
-                              const struct domain_device *device);
-
 struct domains *domains_create(struct event_base *base, struct store *store,
                                const struct daemon_config *config, domains_event_fn event,
                                void *event_opaque, struct pv_error *error)
@@ -728,7 +541,8 @@ struct domains *domains_create(struct event_base *base, struct store *store,
         .qmp_timeout_ms = config->qmp_timeout_ms,
         .detach_timeout_ms = config->detach_timeout_ms,
         .job_wait_timeout_ms = config->job_wait_timeout_ms,
-        .device_removed = on_device_removed,
+        .abort_after_step = config->fault_injection_point,
+        .ops = &domains_hotplug_ops,
         .opaque = domains,
     };
     domains->hotplug = hotplug_manager_create(base, store, &hotplug_config, error);
@@ -778,16 +592,69 @@ void domains_free(struct domains *domains)
 
 /* -------------------------------------------------------------------- define --- */
 
+/* The most guest RAM this host could ever map: the CPU's physical address width (guest
+ * physical addresses must fit it, /proc/cpuinfo "address sizes") and half of x86-64's 47-bit
+ * user address space (the VMM maps all guest RAM into its own), whichever is smaller. */
+static uint64_t guest_memory_limit_kib(char *why, size_t size)
+{
+    unsigned bits = 0;
+    FILE *cpuinfo = fopen("/proc/cpuinfo", "re");
+    char line[256];
+    while (cpuinfo && bits == 0 && fgets(line, sizeof(line), cpuinfo))
+        if (sscanf(line, "address sizes : %u bits physical", &bits) != 1)
+            bits = 0;
+    if (cpuinfo)
+        fclose(cpuinfo);
+    uint64_t limit = UINT64_C(1) << (46 - 10); /* 64 TiB in KiB */
+    snprintf(why, size, "half of the 128 TiB user address space the VMM maps guest RAM into");
+    if (bits >= 32 && bits < 46) {
+        limit = UINT64_C(1) << (bits - 10);
+        snprintf(why, size, "the host CPU's %u-bit physical address space", bits);
+    }
+    return limit;
+}
+
+/* What a definition must satisfy beyond the schema, before it is stored. */
+static int check_definition(const struct domain_definition *definition, struct pv_error *error)
+{
+    char why[128];
+    uint64_t limit = guest_memory_limit_kib(why, sizeof(why));
+    if (definition->memory_kib > limit || definition->current_memory_kib > limit)
+        return pv_error_set(error, -EINVAL,
+                            "memory of %" PRIu64 " KiB is more than this host can ever map for "
+                            "a guest: the limit is %" PRIu64 " GiB (%s)",
+                            definition->memory_kib, limit >> 20, why);
+    for (size_t i = 0; i < definition->disk_count; i++) {
+        const struct domain_disk *disk = &definition->disks[i];
+        if (disk->hotplug_state != DOMAIN_HOTPLUG_ATTACHED)
+            return pv_error_set(error, -EINVAL,
+                                "disk %s: <plugvirt:hotplug> is status that plugvirtd reports in "
+                                "live XML, not part of a definition; remove it",
+                                disk->target_dev);
+        for (size_t j = 0; j < i; j++) {
+            const struct domain_disk *other = &definition->disks[j];
+            if (disk->source && other->source && strcmp(disk->source, other->source) == 0 &&
+                !(disk->readonly && other->readonly) && !(disk->shareable && other->shareable))
+                return pv_error_set(error, -EBUSY,
+                                    "disks %s and %s use the same source '%s'; mark both "
+                                    "<shareable/> (or <readonly/>) to share it",
+                                    other->target_dev, disk->target_dev, disk->source);
+        }
+    }
+    return 0;
+}
+
 void domains_define(struct domains *domains, const char *xml, domains_done_fn done, void *opaque)
 {
     struct pv_error error = {0};
-    struct domain_definition *definition = parse_definition(domains, xml, &error);
+    struct domain_definition *definition = domains_parse_definition(domains, xml, &error);
     if (definition == NULL) {
-        reply_error(done, opaque, xml_error_code(&error), "%s", error.message);
+        domains_reply_error(done, opaque, domains_xml_error_code(&error), "%s", error.message);
         return;
     }
-    if (assign_addresses(definition, &error) < 0) {
-        reply_error(done, opaque, "invalid-argument", "%s", error.message);
+    if (check_definition(definition, &error) < 0 ||
+        domain_assign_addresses(definition, &error) < 0) {
+        domains_reply_error(done, opaque, "invalid-argument", "%s", error.message);
         domain_definition_free(definition);
         return;
     }
@@ -804,18 +671,18 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
         store_domain_clear(&by_name);
     int rc = 0;
     if (uuid_known && strcmp(by_uuid.name, definition->name) != 0) {
-        reply_error(done, opaque, "domain-exists", "domain '%s' is already defined with uuid %s",
+        domains_reply_error(done, opaque, "domain-exists", "domain '%s' is already defined with uuid %s",
                     by_uuid.name, definition->uuid);
         rc = -EEXIST;
     } else if (!uuid_known && name_known) {
-        reply_error(done, opaque, "domain-exists", "domain '%s' already exists with uuid %s",
+        domains_reply_error(done, opaque, "domain-exists", "domain '%s' already exists with uuid %s",
                     definition->name, by_name.uuid);
         rc = -EEXIST;
     }
     if (rc == 0) {
         char *persistent_xml = domain_xml_format(definition, false, &error);
         if (persistent_xml == NULL) {
-            reply_error(done, opaque, "internal", "%s", error.message);
+            domains_reply_error(done, opaque, "internal", "%s", error.message);
             rc = -ENOMEM;
         } else if (uuid_known) {
             /* Redefinition (libvirt's behaviour): the new persistent definition is used
@@ -835,11 +702,11 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
             free(persistent_xml);
         }
         if (rc < 0 && rc != -EEXIST) {
-            reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+            domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
         } else if (rc == -EEXIST) {
-            reply_error(done, opaque, "domain-exists", "%s", error.message);
+            domains_reply_error(done, opaque, "domain-exists", "%s", error.message);
         } else {
-            emit_event(domains, definition->uuid, definition->name, "lifecycle",
+            domains_emit_event(domains, definition->uuid, definition->name, "lifecycle",
                        uuid_known ? "defined: updated" : "defined: added");
             struct json_writer writer;
             json_writer_init(&writer, false);
@@ -847,7 +714,7 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
             json_writer_member_string(&writer, "uuid", definition->uuid);
             json_writer_member_string(&writer, "name", definition->name);
             json_writer_end_object(&writer);
-            reply_writer(done, opaque, &writer);
+            domains_reply_writer(done, opaque, &writer);
         }
     }
     if (uuid_known)
@@ -865,11 +732,11 @@ static void delete_domain(struct domains *domains, const char *uuid, const char 
     struct pv_error error = {0};
     int rc = store_domain_delete(domains->store, uuid, &error);
     if (rc < 0) {
-        reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+        domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
         return;
     }
-    emit_event(domains, uuid, name, "lifecycle", "undefined");
-    reply_ok(done, opaque, "{}");
+    domains_emit_event(domains, uuid, name, "lifecycle", "undefined");
+    domains_reply_ok(done, opaque, "{}");
 }
 
 struct undefine_request {
@@ -896,18 +763,18 @@ void domains_undefine(struct domains *domains, const char *key, bool managed, do
                       void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
-    struct runtime *runtime = find_runtime(domains, row.uuid);
+    struct runtime *runtime = domains_find_runtime(domains, row.uuid);
     if (runtime && !managed) {
-        reply_error(done, opaque, "already-running",
+        domains_reply_error(done, opaque, "already-running",
                     "Requested operation is not valid: domain '%s' is running; destroy it "
                     "first or undefine with managed",
                     row.name);
     } else if (runtime) {
         struct undefine_request *request = calloc(1, sizeof(*request));
         if (request == NULL) {
-            reply_error(done, opaque, "internal", "out of memory");
+            domains_reply_error(done, opaque, "internal", "out of memory");
         } else {
             request->domains = domains;
             snprintf(request->uuid, sizeof(request->uuid), "%s", row.uuid);
@@ -949,7 +816,7 @@ static void kill_runtime(struct runtime *runtime, int signal_number)
 static void on_started_cont(struct domains *domains, const char *uuid,
                             const struct qmp_connection_reply *reply, void *context)
 {
-    struct runtime *runtime = find_runtime(domains, uuid);
+    struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (runtime == NULL || runtime->stopping)
         return; /* runtime_stop answered the waiters */
     if (reply->status < 0) {
@@ -957,15 +824,16 @@ static void on_started_cont(struct domains *domains, const char *uuid,
         snprintf(message, sizeof(message), "cont failed: %s",
                  reply->error_desc ? reply->error_desc : strerror(-reply->status));
         free_waiter_list(&runtime->start_waiters, "qmp-error", message);
-        runtime->destroying = true;
+        runtime->destroying = runtime->start_failed = true;
         kill_runtime(runtime, SIGKILL);
         return;
     }
     runtime->state = STORE_DOMAIN_RUNNING;
+    runtime->started = true;
     struct pv_error error = {0};
-    if (save_domain(domains, runtime, NULL, &error) < 0)
+    if (domains_save(domains, runtime, NULL, &error) < 0)
         pv_log_error("domain %s: %s", runtime->name, error.message);
-    emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "started: booted");
+    domains_emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "started: booted");
     free_waiter_list(&runtime->start_waiters, NULL, NULL);
 }
 
@@ -983,7 +851,7 @@ static void on_qmp_ready(void *opaque, int status, const char *message)
             snprintf(text, sizeof(text), "cannot connect to the VMM's QMP socket: %s",
                      message ? message : strerror(-status));
             free_waiter_list(&runtime->start_waiters, "internal", text);
-            runtime->destroying = true;
+            runtime->destroying = runtime->start_failed = true;
             kill_runtime(runtime, SIGKILL);
         }
         return;
@@ -1108,7 +976,7 @@ static struct runtime *runtime_new(struct domains *domains, const char *uuid, co
     return runtime;
 }
 
-static int preflight_disk(const struct domain_disk *disk, struct pv_error *error)
+int domains_preflight_disk(const struct domain_disk *disk, struct pv_error *error)
 {
     const char *target = disk->target_dev ? disk->target_dev : "?";
     if (disk->source == NULL)
@@ -1132,52 +1000,53 @@ static int preflight_disk(const struct domain_disk *disk, struct pv_error *error
 void domains_start(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
     struct pv_error error = {0};
     struct domain_definition *definition = NULL;
     struct runtime *runtime = NULL;
     char **argv = NULL;
-    if (find_runtime(domains, row.uuid)) {
-        reply_error(done, opaque, "already-running",
+    if (domains_find_runtime(domains, row.uuid)) {
+        domains_reply_error(done, opaque, "already-running",
                     "Requested operation is not valid: domain is already running");
         goto out;
     }
     if (row.persistent_xml == NULL) {
-        reply_error(done, opaque, "internal", "domain '%s' has no definition", row.name);
+        domains_reply_error(done, opaque, "internal", "domain '%s' has no definition", row.name);
         goto out;
     }
-    definition = parse_definition(domains, row.persistent_xml, &error);
+    definition = domains_parse_definition(domains, row.persistent_xml, &error);
     if (definition == NULL) {
-        reply_error(done, opaque, xml_error_code(&error), "stored definition: %s", error.message);
+        domains_reply_error(done, opaque, domains_xml_error_code(&error), "stored definition: %s", error.message);
         goto out;
     }
-    if (assign_addresses(definition, &error) < 0 || assign_aliases(definition, &error) < 0) {
-        reply_error(done, opaque, "invalid-argument", "%s", error.message);
+    if (domain_assign_addresses(definition, &error) < 0 || domain_assign_aliases(definition, &error) < 0) {
+        domains_reply_error(done, opaque, "invalid-argument", "%s", error.message);
         goto out;
     }
     const char *emulator = definition->emulator ? definition->emulator : domains->config->vmm_path;
     if (emulator == NULL || access(emulator, X_OK) < 0) {
-        reply_error(done, opaque, "preflight-failed", "emulator '%s' is not executable: %s",
+        domains_reply_error(done, opaque, "preflight-failed", "emulator '%s' is not executable: %s",
                     emulator ? emulator : "(none)", strerror(errno));
         goto out;
     }
     for (size_t i = 0; i < definition->disk_count; i++) {
-        if (preflight_disk(&definition->disks[i], &error) < 0) {
-            reply_error(done, opaque, "preflight-failed", "%s", error.message);
+        if (domains_preflight_disk(&definition->disks[i], &error) < 0 ||
+            domains_check_disk_sharing(domains, row.uuid, &definition->disks[i], &error) < 0) {
+            domains_reply_error(done, opaque, "preflight-failed", "%s", error.message);
             goto out;
         }
     }
     runtime = runtime_new(domains, row.uuid, row.name);
     if (runtime == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
         goto out;
     }
     char directory[PATH_MAX - 32];
     domain_directory(domains, row.name, directory, sizeof(directory));
     int rc = make_directory(directory, 0700);
     if (rc < 0) {
-        reply_error(done, opaque, "internal", "cannot create %s: %s", directory, strerror(-rc));
+        domains_reply_error(done, opaque, "internal", "cannot create %s: %s", directory, strerror(-rc));
         goto out;
     }
     unlink(runtime->qmp_path);
@@ -1192,7 +1061,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     };
     argv = vmm_argv_build(definition, &paths, &error);
     if (argv == NULL) {
-        reply_error(done, opaque,
+        domains_reply_error(done, opaque,
                     strncmp(error.message, "unsupported", 11) == 0 ? "unsupported" : "internal",
                     "%s", error.message);
         goto out;
@@ -1201,7 +1070,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     pv_log_info("domain %s: starting %s", row.name, line ? line : argv[0]);
     free(line);
     if (spawn_vmm(runtime, argv, &error) < 0) {
-        reply_error(done, opaque, "internal", "%s", error.message);
+        domains_reply_error(done, opaque, "internal", "%s", error.message);
         goto out;
     }
     runtime->start_time = process_start_time(runtime->pid);
@@ -1213,17 +1082,17 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     struct runtime *started = runtime;
     runtime = NULL;
     if (add_waiter(&started->start_waiters, started, done, opaque) < 0) {
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
         started->destroying = true;
     }
-    if (save_domain(domains, started, NULL, &error) < 0)
+    if (domains_save(domains, started, NULL, &error) < 0)
         pv_log_error("domain %s: %s", started->name, error.message);
     if (runtime_watch(started, &error) < 0 || runtime_connect(started, &error) < 0) {
         pv_log_error("domain %s: %s", started->name, error.message);
         char message[700];
         snprintf(message, sizeof(message), "%s", error.message);
         free_waiter_list(&started->start_waiters, "internal", message);
-        started->destroying = true;
+        started->destroying = started->start_failed = true;
         if (started->pidfd >= 0)
             kill_runtime(started, SIGKILL);
         else
@@ -1250,7 +1119,7 @@ static void on_kill_timer(evutil_socket_t fd, short what, void *opaque)
 static void on_quit_reply(struct domains *domains, const char *uuid,
                           const struct qmp_connection_reply *reply, void *context)
 {
-    struct runtime *runtime = find_runtime(domains, uuid);
+    struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (runtime && !runtime->stopping && reply->status < 0)
         kill_runtime(runtime, SIGTERM);
 }
@@ -1259,12 +1128,12 @@ static struct runtime *running_runtime(struct domains *domains, const char *key,
                                        domains_done_fn done, void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return NULL;
-    struct runtime *runtime = find_runtime(domains, row.uuid);
+    struct runtime *runtime = domains_find_runtime(domains, row.uuid);
     store_domain_clear(&row);
     if (runtime == NULL || runtime->stopping)
-        reply_error(done, opaque, "not-running", NOT_RUNNING_MESSAGE);
+        domains_reply_error(done, opaque, "not-running", NOT_RUNNING_MESSAGE);
     return runtime && !runtime->stopping ? runtime : NULL;
 }
 
@@ -1274,7 +1143,7 @@ void domains_destroy(struct domains *domains, const char *key, domains_done_fn d
     if (runtime == NULL)
         return;
     if (add_waiter(&runtime->stop_waiters, runtime, done, opaque) < 0) {
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
         return;
     }
     if (runtime->destroying)
@@ -1301,7 +1170,7 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *opaque)
         }
     }
     event_free(waiter->timer);
-    reply_error(waiter->done, waiter->opaque, "timeout",
+    domains_reply_error(waiter->done, waiter->opaque, "timeout",
                 "the guest did not shut down in time (domain '%s' is still running)",
                 runtime->name);
     free(waiter);
@@ -1317,13 +1186,13 @@ static void on_powerdown_reply(struct domains *domains, const char *uuid,
                                const struct qmp_connection_reply *reply, void *context)
 {
     struct shutdown_request *request = context;
-    struct runtime *runtime = find_runtime(domains, uuid);
+    struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (reply->status < 0 && !(runtime == NULL || runtime->stopping)) {
         reply_qmp_failure(request->done, request->opaque, "system_powerdown", reply);
     } else if (request->timeout_s < 0 || runtime == NULL || runtime->stopping) {
-        reply_ok(request->done, request->opaque, "{}");
+        domains_reply_ok(request->done, request->opaque, "{}");
     } else if (add_waiter(&runtime->stop_waiters, runtime, request->done, request->opaque) < 0) {
-        reply_error(request->done, request->opaque, "internal", "out of memory");
+        domains_reply_error(request->done, request->opaque, "internal", "out of memory");
     } else {
         struct waiter *waiter = runtime->stop_waiters;
         waiter->timer = evtimer_new(domains->base, on_shutdown_timeout, waiter);
@@ -1342,13 +1211,13 @@ void domains_shutdown(struct domains *domains, const char *key, int timeout_s, d
         return;
     struct shutdown_request *request = calloc(1, sizeof(*request));
     if (request == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
         return;
     }
     request->done = done;
     request->opaque = opaque;
     request->timeout_s = timeout_s;
-    emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "shutdown: requested");
+    domains_emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "shutdown: requested");
     runtime_execute(runtime, "system_powerdown", NULL, 0, on_powerdown_reply, request);
 }
 
@@ -1360,12 +1229,12 @@ static void on_simple_reply(struct domains *domains, const char *uuid,
     if (reply->status < 0) {
         reply_qmp_failure(request->done, request->opaque, request->step, reply);
     } else {
-        struct runtime *runtime = find_runtime(domains, uuid);
+        struct runtime *runtime = domains_find_runtime(domains, uuid);
         if (runtime && strcmp(request->step, "stop") == 0)
             set_runtime_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
         else if (runtime && strcmp(request->step, "cont") == 0)
             set_runtime_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
-        reply_ok(request->done, request->opaque, "{}");
+        domains_reply_ok(request->done, request->opaque, "{}");
     }
     free(request);
 }
@@ -1378,7 +1247,7 @@ static void simple_command(struct domains *domains, const char *key, const char 
         return;
     struct simple_request *request = calloc(1, sizeof(*request));
     if (request == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
         return;
     }
     request->done = done;
@@ -1417,7 +1286,7 @@ void domains_list(struct domains *domains, bool all, domains_done_fn done, void 
     struct pv_error error = {0};
     int rc = store_domain_list(domains->store, &rows, &count, &error);
     if (rc < 0) {
-        reply_error(done, opaque, "internal", "%s", error.message);
+        domains_reply_error(done, opaque, "internal", "%s", error.message);
         return;
     }
     struct json_writer writer;
@@ -1425,7 +1294,7 @@ void domains_list(struct domains *domains, bool all, domains_done_fn done, void 
     json_writer_begin_array(&writer);
     for (size_t i = 0; i < count; i++) {
         struct store_domain *row = &rows[i];
-        struct runtime *runtime = find_runtime(domains, row->uuid);
+        struct runtime *runtime = domains_find_runtime(domains, row->uuid);
         enum store_domain_state state = runtime ? runtime->state : row->state;
         if (!all && !state_is_active(state))
             continue;
@@ -1444,7 +1313,7 @@ void domains_list(struct domains *domains, bool all, domains_done_fn done, void 
     }
     json_writer_end_array(&writer);
     store_domain_list_free(rows, count);
-    reply_writer(done, opaque, &writer);
+    domains_reply_writer(done, opaque, &writer);
 }
 
 /* The definition to show: live when running (unless inactive), else the persistent one.
@@ -1453,29 +1322,29 @@ static struct domain_definition *current_definition(struct domains *domains,
                                                     const struct store_domain *row, bool inactive,
                                                     bool *owned, domains_done_fn done, void *opaque)
 {
-    struct runtime *runtime = find_runtime(domains, row->uuid);
+    struct runtime *runtime = domains_find_runtime(domains, row->uuid);
     if (runtime && runtime->live && !inactive) {
         *owned = false;
         return runtime->live;
     }
     struct pv_error error = {0};
     *owned = true;
-    struct domain_definition *definition = parse_definition(domains, row->persistent_xml, &error);
+    struct domain_definition *definition = domains_parse_definition(domains, row->persistent_xml, &error);
     if (definition == NULL)
-        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
+        domains_reply_error(done, opaque, "internal", "stored definition: %s", error.message);
     return definition;
 }
 
 void domains_info(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
     bool owned = false;
     struct domain_definition *definition =
         current_definition(domains, &row, false, &owned, done, opaque);
     if (definition) {
-        struct runtime *runtime = find_runtime(domains, row.uuid);
+        struct runtime *runtime = domains_find_runtime(domains, row.uuid);
         struct json_writer writer;
         json_writer_init(&writer, false);
         json_writer_begin_object(&writer);
@@ -1495,8 +1364,21 @@ void domains_info(struct domains *domains, const char *key, domains_done_fn done
         json_writer_member_uint(&writer, "memory_kib", definition->current_memory_kib);
         json_writer_member_bool(&writer, "persistent", row.persistent);
         json_writer_member_bool(&writer, "autostart", row.autostart);
+        json_writer_key(&writer, "hotplug"); /* devices attaching or detaching */
+        json_writer_begin_array(&writer);
+        for (size_t i = 0; runtime && i < definition->disk_count; i++) {
+            const struct domain_disk *disk = &definition->disks[i];
+            if (disk->hotplug_state == DOMAIN_HOTPLUG_ATTACHED)
+                continue;
+            json_writer_begin_object(&writer);
+            json_writer_member_string(&writer, "target", disk->target_dev);
+            json_writer_member_string(&writer, "state",
+                                      domain_hotplug_state_name(disk->hotplug_state));
+            json_writer_end_object(&writer);
+        }
+        json_writer_end_array(&writer);
         json_writer_end_object(&writer);
-        reply_writer(done, opaque, &writer);
+        domains_reply_writer(done, opaque, &writer);
         if (owned)
             domain_definition_free(definition);
     }
@@ -1506,9 +1388,9 @@ void domains_info(struct domains *domains, const char *key, domains_done_fn done
 void domains_state(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
-    struct runtime *runtime = find_runtime(domains, row.uuid);
+    struct runtime *runtime = domains_find_runtime(domains, row.uuid);
     enum store_domain_state state = runtime ? runtime->state : row.state;
     const char *reason = "unknown";
     switch (state) {
@@ -1532,7 +1414,7 @@ void domains_state(struct domains *domains, const char *key, domains_done_fn don
     json_writer_member_string(&writer, "state", store_domain_state_name(state));
     json_writer_member_string(&writer, "reason", reason);
     json_writer_end_object(&writer);
-    reply_writer(done, opaque, &writer);
+    domains_reply_writer(done, opaque, &writer);
     store_domain_clear(&row);
 }
 
@@ -1540,9 +1422,9 @@ void domains_xml(struct domains *domains, const char *key, bool inactive, domain
                  void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
-    struct runtime *runtime = find_runtime(domains, row.uuid);
+    struct runtime *runtime = domains_find_runtime(domains, row.uuid);
     struct pv_error error = {0};
     char *xml = NULL;
     if (runtime && runtime->live && !inactive)
@@ -1550,7 +1432,7 @@ void domains_xml(struct domains *domains, const char *key, bool inactive, domain
     else
         xml = row.persistent_xml ? strdup(row.persistent_xml) : NULL;
     if (xml == NULL) {
-        reply_error(done, opaque, "internal", "%s",
+        domains_reply_error(done, opaque, "internal", "%s",
                     error.message[0] ? error.message : "no definition");
     } else {
         struct json_writer writer;
@@ -1558,7 +1440,7 @@ void domains_xml(struct domains *domains, const char *key, bool inactive, domain
         json_writer_begin_object(&writer);
         json_writer_member_string(&writer, "xml", xml);
         json_writer_end_object(&writer);
-        reply_writer(done, opaque, &writer);
+        domains_reply_writer(done, opaque, &writer);
         free(xml);
     }
     store_domain_clear(&row);
@@ -1568,14 +1450,14 @@ void domains_set_autostart(struct domains *domains, const char *key, bool enable
                            domains_done_fn done, void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
     row.autostart = enabled;
     struct pv_error error = {0};
     if (store_domain_put(domains->store, &row, &error) < 0)
-        reply_error(done, opaque, "internal", "%s", error.message);
+        domains_reply_error(done, opaque, "internal", "%s", error.message);
     else
-        reply_ok(done, opaque, "{}");
+        domains_reply_ok(done, opaque, "{}");
     store_domain_clear(&row);
 }
 
@@ -1583,7 +1465,7 @@ void domains_blklist(struct domains *domains, const char *key, bool inactive, do
                      void *opaque)
 {
     struct store_domain row;
-    if (lookup(domains, key, &row, done, opaque) < 0)
+    if (domains_lookup(domains, key, &row, done, opaque) < 0)
         return;
     bool owned = false;
     struct domain_definition *definition =
@@ -1601,505 +1483,17 @@ void domains_blklist(struct domains *domains, const char *key, bool inactive, do
                                       disk->type == DOMAIN_DISK_BLOCK ? "block" : "file");
             json_writer_member_string(&writer, "device",
                                       disk->device == DOMAIN_DISK_DEVICE_CDROM ? "cdrom" : "disk");
+            if (!inactive && domains_find_runtime(domains, row.uuid))
+                json_writer_member_string(&writer, "state",
+                                          domain_hotplug_state_name(disk->hotplug_state));
             json_writer_end_object(&writer);
         }
         json_writer_end_array(&writer);
-        reply_writer(done, opaque, &writer);
+        domains_reply_writer(done, opaque, &writer);
         if (owned)
             domain_definition_free(definition);
     }
     store_domain_clear(&row);
-}
-
-/* ------------------------------------------------------------ attach/detach --- */
-
-struct device_request {
-    struct domains *domains;
-    char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
-    unsigned flags;
-    struct domain_device *device; /* resolved: alias, address, target */
-    domains_done_fn done;
-    void *opaque;
-};
-
-static void device_request_free(struct device_request *request)
-{
-    if (request->device)
-        domain_device_free(request->device);
-    free(request);
-}
-
-/* Resolves empty flags to "current" and checks --live against the domain's state. */
-static int resolve_flags(unsigned *flags, struct runtime *runtime, domains_done_fn done,
-                         void *opaque)
-{
-    if (*flags & DOMAINS_FLAG_LIVE_IF_RUNNING) {
-        *flags &= ~(unsigned)DOMAINS_FLAG_LIVE_IF_RUNNING;
-        if (runtime)
-            *flags |= DOMAINS_FLAG_LIVE;
-    }
-    if (*flags == 0)
-        *flags = runtime ? DOMAINS_FLAG_LIVE : DOMAINS_FLAG_CONFIG;
-    if ((*flags & DOMAINS_FLAG_LIVE) && runtime == NULL) {
-        reply_error(done, opaque, "not-running", NOT_RUNNING_MESSAGE);
-        return -EINVAL;
-    }
-    if ((*flags & DOMAINS_FLAG_LIVE) && !runtime->qmp_ready) {
-        reply_error(done, opaque, "busy",
-                    "domain is starting or being reconnected; try again in a moment");
-        return -EBUSY;
-    }
-    return 0;
-}
-
-static void write_device_result(struct json_writer *writer, const struct domain_disk *disk)
-{
-    char address[32];
-    snprintf(address, sizeof(address), "%04x:%02x:%02x.%x", disk->address.domain, disk->address.bus,
-             disk->address.slot, disk->address.function);
-    json_writer_begin_object(writer);
-    json_writer_member_string(writer, "device", disk->alias ? disk->alias : "");
-    json_writer_member_string(writer, "target", disk->target_dev ? disk->target_dev : "");
-    json_writer_member_string(writer, "address", address);
-    json_writer_end_object(writer);
-}
-
-/* Applies a finished attach to the definitions and the store. */
-static void finish_attach(struct device_request *request)
-{
-    struct domains *domains = request->domains;
-    struct pv_error error = {0};
-    struct runtime *runtime = find_runtime(domains, request->uuid);
-    struct domain_definition *persistent = NULL;
-    if (request->flags & DOMAINS_FLAG_CONFIG) {
-        struct store_domain row;
-        if (store_domain_get(domains->store, request->uuid, &row, &error) == 0) {
-            persistent = parse_definition(domains, row.persistent_xml, &error);
-            store_domain_clear(&row);
-        }
-        if (persistent == NULL ||
-            domain_definition_add_device(persistent, request->device, &error) < 0) {
-            reply_error(request->done, request->opaque, "internal",
-                        "the device was attached live but the persistent definition could "
-                        "not be updated: %s",
-                        error.message);
-            if (persistent)
-                domain_definition_free(persistent);
-            return;
-        }
-    }
-    bool live = (request->flags & DOMAINS_FLAG_LIVE) && runtime && runtime->live;
-    if (live && domain_definition_add_device(runtime->live, request->device, &error) < 0)
-        pv_log_error("domain %s: %s", runtime->name, error.message);
-    int rc = 0;
-    if (live || persistent) {
-        if (persistent && !live) {
-            /* --config only: save the persistent definition alone. */
-            rc = save_domain(domains, NULL, persistent, &error);
-        } else {
-            rc = save_domain(domains, runtime, persistent, &error);
-        }
-    }
-    if (persistent)
-        domain_definition_free(persistent);
-    if (rc < 0) {
-        reply_error(request->done, request->opaque, "internal", "%s", error.message);
-        return;
-    }
-    const struct domain_disk *disk = &request->device->disk;
-    if (live) {
-        char detail[256];
-        snprintf(detail, sizeof(detail), "%s (%s) at %02x.%x", disk->target_dev, disk->alias,
-                 disk->address.slot, disk->address.function);
-        emit_event(domains, runtime->uuid, runtime->name, "device-added", detail);
-    }
-    struct json_writer writer;
-    json_writer_init(&writer, false);
-    write_device_result(&writer, disk);
-    reply_writer(request->done, request->opaque, &writer);
-}
-
-static void reply_hotplug_failure(struct device_request *request,
-                                  const struct hotplug_result *result)
-{
-    struct domains_result reply = {
-        .code = result->code[0] ? result->code : "internal",
-        .message = result->message[0] ? result->message : strerror(-result->status),
-        .qmp_class = result->qmp_class[0] ? result->qmp_class : NULL,
-        .step = result->step[0] ? result->step : NULL,
-    };
-    request->done(request->opaque, &reply);
-}
-
-static void on_attach_done(void *opaque, const struct hotplug_result *result)
-{
-    struct device_request *request = opaque;
-    if (result->status < 0)
-        reply_hotplug_failure(request, result);
-    else
-        finish_attach(request);
-    device_request_free(request);
-}
-
-static bool alias_taken(const struct domain_definition *definition, const char *alias)
-{
-    if (definition == NULL || alias == NULL)
-        return false;
-    for (size_t i = 0; i < definition->disk_count; i++)
-        if (definition->disks[i].alias && strcmp(definition->disks[i].alias, alias) == 0)
-            return true;
-    return false;
-}
-
-/* What attach and detach both hold while they check a request. */
-struct device_operation {
-    struct store_domain row;
-    struct runtime *runtime; /* NULL when shut off or being stopped */
-    unsigned flags;          /* resolved: DOMAINS_FLAG_LIVE and/or DOMAINS_FLAG_CONFIG */
-    struct domain_device *device;
-    struct domain_definition *persistent;
-};
-
-/* Finds the domain, resolves the flags against its state and parses the device XML; on
- * failure replies, releases what it took and returns < 0. */
-static int device_operation_begin(struct device_operation *operation, struct domains *domains,
-                                  const char *key, const char *xml, unsigned flags,
-                                  domains_done_fn done, void *opaque)
-{
-    *operation = (struct device_operation){.flags = flags};
-    if (lookup(domains, key, &operation->row, done, opaque) < 0)
-        return -1;
-    struct pv_error error = {0};
-    operation->runtime = find_runtime(domains, operation->row.uuid);
-    if (operation->runtime && operation->runtime->stopping)
-        operation->runtime = NULL;
-    if (resolve_flags(&operation->flags, operation->runtime, done, opaque) < 0)
-        goto fail;
-    operation->device =
-        xml ? domain_xml_parse_device(xml, strlen(xml), domains->config->schema_dir, &error) : NULL;
-    if (operation->device == NULL) {
-        reply_error(done, opaque, xml ? xml_error_code(&error) : "invalid-argument", "%s",
-                    xml ? error.message : "missing parameter 'xml'");
-        goto fail;
-    }
-    return 0;
-fail:
-    store_domain_clear(&operation->row);
-    return -1;
-}
-
-/* Parses the stored persistent definition; on failure replies and returns < 0. */
-static int device_operation_load_persistent(struct device_operation *operation,
-                                            struct domains *domains, domains_done_fn done,
-                                            void *opaque)
-{
-    struct pv_error error = {0};
-    operation->persistent = parse_definition(domains, operation->row.persistent_xml, &error);
-    if (operation->persistent == NULL) {
-        reply_error(done, opaque, "internal", "stored definition: %s", error.message);
-        return -1;
-    }
-    return 0;
-}
-
-static void device_operation_end(struct device_operation *operation)
-{
-    if (operation->device)
-        domain_device_free(operation->device);
-    if (operation->persistent)
-        domain_definition_free(operation->persistent);
-    store_domain_clear(&operation->row);
-}
-
-/* A request that outlives the call (the hotplug job's callback); replies on failure. */
-static struct device_request *device_request_new(struct domains *domains, const char *uuid,
-                                                 unsigned flags, domains_done_fn done, void *opaque)
-{
-    struct device_request *request = calloc(1, sizeof(*request));
-    if (request == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
-        return NULL;
-    }
-    request->domains = domains;
-    snprintf(request->uuid, sizeof(request->uuid), "%s", uuid);
-    request->flags = flags;
-    request->done = done;
-    request->opaque = opaque;
-    return request;
-}
-
-void domains_attach_device(struct domains *domains, const char *key, const char *xml,
-                           unsigned flags, domains_done_fn done, void *opaque)
-{
-    struct device_operation operation;
-    if (device_operation_begin(&operation, domains, key, xml, flags, done, opaque) < 0)
-        return;
-    struct pv_error error = {0};
-    struct runtime *runtime = operation.runtime;
-    flags = operation.flags;
-    if (operation.device->kind != DOMAIN_DEVICE_DISK) {
-        reply_error(done, opaque, "unsupported",
-                    "unsupported: only <disk> devices can be attached so far");
-        goto out;
-    }
-    struct domain_disk *disk = &operation.device->disk;
-    if ((flags & DOMAINS_FLAG_LIVE) && disk->target_bus != DOMAIN_DISK_BUS_VIRTIO) {
-        reply_error(done, opaque, "unsupported",
-                    "unsupported: only bus='virtio' disks can be hot-plugged so far");
-        goto out;
-    }
-    if (device_operation_load_persistent(&operation, domains, done, opaque) < 0)
-        goto out;
-    struct domain_definition *persistent = operation.persistent;
-    /* Preflight: everything that can fail is checked before the guest is touched. */
-    if (disk->target_dev == NULL || domains_disk_index(disk->target_dev) < 0) {
-        reply_error(done, opaque, "preflight-failed",
-                    "disk target '%s' is not a virtio disk name (vda, vdb, ...)",
-                    disk->target_dev ? disk->target_dev : "");
-        goto out;
-    }
-    if (((flags & DOMAINS_FLAG_LIVE) && domain_find_disk(runtime->live, disk->target_dev)) ||
-        ((flags & DOMAINS_FLAG_CONFIG) && domain_find_disk(persistent, disk->target_dev))) {
-        reply_error(done, opaque, "preflight-failed",
-                    "target %s already exists in the %s definition", disk->target_dev,
-                    (flags & DOMAINS_FLAG_LIVE) && domain_find_disk(runtime->live, disk->target_dev)
-                        ? "live"
-                        : "persistent");
-        goto out;
-    }
-    if (preflight_disk(disk, &error) < 0) {
-        reply_error(done, opaque, "preflight-failed", "%s", error.message);
-        goto out;
-    }
-    char *alias = disk_alias(disk);
-    if (alias == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
-        goto out;
-    }
-    free(disk->alias);
-    disk->alias = alias;
-    if ((flags & DOMAINS_FLAG_LIVE) && alias_taken(runtime->live, alias)) {
-        reply_error(done, opaque, "preflight-failed", "device alias '%s' is already in use", alias);
-        goto out;
-    }
-    bool used[32] = {false};
-    used[0] = true;
-    if (flags & DOMAINS_FLAG_LIVE)
-        collect_used_slots(runtime->live, used);
-    if (flags & DOMAINS_FLAG_CONFIG)
-        collect_used_slots(persistent, used);
-    if (disk->address.type == DOMAIN_ADDRESS_PCI) {
-        if (disk->address.bus != 0 || disk->address.function != 0 ||
-            disk->address.slot < DOMAINS_FIRST_PCI_SLOT ||
-            disk->address.slot > DOMAINS_LAST_PCI_SLOT || used[disk->address.slot]) {
-            reply_error(done, opaque, "preflight-failed",
-                        "PCI address %04x:%02x:%02x.%x is not free", disk->address.domain,
-                        disk->address.bus, disk->address.slot, disk->address.function);
-            goto out;
-        }
-    } else {
-        int slot = first_free_slot(used);
-        if (slot < 0) {
-            reply_error(done, opaque, "preflight-failed", "no free PCI slot left");
-            goto out;
-        }
-        set_pci_address(&disk->address, (unsigned)slot);
-    }
-    struct device_request *request =
-        device_request_new(domains, operation.row.uuid, flags, done, opaque);
-    if (request == NULL)
-        goto out;
-    request->device = operation.device;
-    operation.device = NULL;
-    if (flags & DOMAINS_FLAG_LIVE) {
-        if (hotplug_attach(domains->hotplug, operation.row.uuid, runtime->qmp, request->device,
-                           on_attach_done, request, &error) < 0) {
-            reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
-                        error.message);
-            device_request_free(request);
-        }
-    } else {
-        finish_attach(request);
-        device_request_free(request);
-    }
-out:
-    device_operation_end(&operation);
-}
-
-/* Removes a disk from the live definition (if still there) and saves it. */
-static bool remove_live_disk(struct runtime *runtime, const char *target_dev)
-{
-    if (runtime == NULL || runtime->live == NULL || target_dev == NULL ||
-        domain_find_disk(runtime->live, target_dev) == NULL)
-        return false;
-    struct domain_device key = {.kind = DOMAIN_DEVICE_DISK};
-    key.disk.target_dev = (char *)target_dev;
-    struct pv_error error = {0};
-    if (domain_definition_remove_device(runtime->live, &key, &error) < 0) {
-        pv_log_error("domain %s: %s", runtime->name, error.message);
-        return false;
-    }
-    return true;
-}
-
-static void on_device_removed(void *opaque, const char *domain_uuid,
-                              const struct domain_device *device)
-{
-    struct domains *domains = opaque;
-    struct runtime *runtime = find_runtime(domains, domain_uuid);
-    if (runtime == NULL || device->kind != DOMAIN_DEVICE_DISK)
-        return;
-    if (remove_live_disk(runtime, device->disk.target_dev)) {
-        struct pv_error error = {0};
-        if (save_domain(domains, runtime, NULL, &error) < 0)
-            pv_log_error("domain %s: %s", runtime->name, error.message);
-        char detail[256];
-        snprintf(detail, sizeof(detail), "%s (%s)", device->disk.target_dev,
-                 device->disk.alias ? device->disk.alias : "");
-        emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
-    }
-}
-
-/* Removes the disk from the persistent definition (--config part of a detach). */
-static int remove_persistent_disk(struct domains *domains, const char *uuid, const char *target_dev,
-                                  struct domain_definition **out, struct pv_error *error)
-{
-    struct store_domain row;
-    int rc = store_domain_get(domains->store, uuid, &row, error);
-    if (rc < 0)
-        return rc;
-    struct domain_definition *persistent = parse_definition(domains, row.persistent_xml, error);
-    store_domain_clear(&row);
-    if (persistent == NULL)
-        return -EINVAL;
-    struct domain_device key = {.kind = DOMAIN_DEVICE_DISK};
-    key.disk.target_dev = (char *)target_dev;
-    rc = domain_definition_remove_device(persistent, &key, error);
-    if (rc < 0) {
-        domain_definition_free(persistent);
-        return rc;
-    }
-    *out = persistent;
-    return 0;
-}
-
-static void finish_detach(struct device_request *request, bool pending)
-{
-    struct domains *domains = request->domains;
-    struct pv_error error = {0};
-    struct runtime *runtime = find_runtime(domains, request->uuid);
-    const char *target = request->device->disk.target_dev;
-    struct domain_definition *persistent = NULL;
-    if ((request->flags & DOMAINS_FLAG_CONFIG) &&
-        remove_persistent_disk(domains, request->uuid, target, &persistent, &error) < 0) {
-        reply_error(request->done, request->opaque, "internal",
-                    "the persistent definition could not be updated: %s", error.message);
-        return;
-    }
-    bool removed_live =
-        !pending && (request->flags & DOMAINS_FLAG_LIVE) && remove_live_disk(runtime, target);
-    int rc = 0;
-    if (removed_live || persistent)
-        rc = save_domain(domains, removed_live ? runtime : NULL, persistent, &error);
-    if (persistent)
-        domain_definition_free(persistent);
-    if (rc < 0) {
-        reply_error(request->done, request->opaque, "internal", "%s", error.message);
-        return;
-    }
-    if (removed_live) {
-        char detail[256];
-        snprintf(detail, sizeof(detail), "%s (%s)", target,
-                 request->device->disk.alias ? request->device->disk.alias : "");
-        emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
-    }
-    struct json_writer writer;
-    json_writer_init(&writer, false);
-    json_writer_begin_object(&writer);
-    if (pending) {
-        char message[256];
-        snprintf(message, sizeof(message), "detach requested; the guest has not released %s yet",
-                 target);
-        json_writer_member_string(&writer, "status", "pending");
-        json_writer_member_string(&writer, "message", message);
-    } else {
-        json_writer_member_string(&writer, "status", "detached");
-    }
-    json_writer_end_object(&writer);
-    reply_writer(request->done, request->opaque, &writer);
-}
-
-static void on_detach_done(void *opaque, const struct hotplug_result *result)
-{
-    struct device_request *request = opaque;
-    if (result->status < 0 && !result->pending)
-        reply_hotplug_failure(request, result);
-    else
-        finish_detach(request, result->pending);
-    device_request_free(request);
-}
-
-void domains_detach_device(struct domains *domains, const char *key, const char *xml,
-                           unsigned flags, int timeout_ms, domains_done_fn done, void *opaque)
-{
-    struct device_operation operation;
-    if (device_operation_begin(&operation, domains, key, xml, flags, done, opaque) < 0)
-        return;
-    struct pv_error error = {0};
-    struct runtime *runtime = operation.runtime;
-    flags = operation.flags;
-    if (operation.device->kind != DOMAIN_DEVICE_DISK || operation.device->disk.target_dev == NULL) {
-        reply_error(done, opaque, "unsupported",
-                    "unsupported: only <disk> devices (with <target dev=...>) can be detached "
-                    "so far");
-        goto out;
-    }
-    const char *target = operation.device->disk.target_dev;
-    if (device_operation_load_persistent(&operation, domains, done, opaque) < 0)
-        goto out;
-    struct domain_disk *live_disk =
-        (flags & DOMAINS_FLAG_LIVE) ? domain_find_disk(runtime->live, target) : NULL;
-    if ((flags & DOMAINS_FLAG_LIVE) && live_disk == NULL) {
-        reply_error(done, opaque, "invalid-argument",
-                    "no disk with target %s in the live "
-                    "definition",
-                    target);
-        goto out;
-    }
-    if ((flags & DOMAINS_FLAG_CONFIG) && domain_find_disk(operation.persistent, target) == NULL) {
-        reply_error(done, opaque, "invalid-argument",
-                    "no disk with target %s in the persistent definition", target);
-        goto out;
-    }
-    struct device_request *request =
-        device_request_new(domains, operation.row.uuid, flags, done, opaque);
-    if (request == NULL)
-        goto out;
-    if (live_disk) {
-        struct domain_device resolved = {.kind = DOMAIN_DEVICE_DISK, .disk = *live_disk};
-        request->device = domain_device_copy(&resolved);
-    } else {
-        request->device = operation.device;
-        operation.device = NULL;
-    }
-    if (request->device == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
-        device_request_free(request);
-        goto out;
-    }
-    if (flags & DOMAINS_FLAG_LIVE) {
-        if (hotplug_detach(domains->hotplug, operation.row.uuid, runtime->qmp, request->device,
-                           timeout_ms, on_detach_done, request, &error) < 0) {
-            reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
-                        error.message);
-            device_request_free(request);
-        }
-    } else {
-        finish_detach(request, false);
-        device_request_free(request);
-    }
-out:
-    device_operation_end(&operation);
 }
 
 /* ------------------------------------------------------------ monitor command --- */
@@ -2131,7 +1525,7 @@ static void on_monitor_reply(struct domains *domains, const char *uuid,
         json_writer_end_object(&writer);
     }
     json_writer_end_object(&writer);
-    reply_writer(request->done, request->opaque, &writer);
+    domains_reply_writer(request->done, request->opaque, &writer);
     free(request);
 }
 
@@ -2139,7 +1533,7 @@ void domains_monitor_command(struct domains *domains, const char *key, const cha
                              bool hmp, domains_done_fn done, void *opaque)
 {
     if (command == NULL) {
-        reply_error(done, opaque, "invalid-argument", "missing parameter 'command'");
+        domains_reply_error(done, opaque, "invalid-argument", "missing parameter 'command'");
         return;
     }
     struct runtime *runtime = running_runtime(domains, key, done, opaque);
@@ -2147,7 +1541,7 @@ void domains_monitor_command(struct domains *domains, const char *key, const cha
         return;
     struct simple_request *request = calloc(1, sizeof(*request));
     if (request == NULL) {
-        reply_error(done, opaque, "internal", "out of memory");
+        domains_reply_error(done, opaque, "internal", "out of memory");
         return;
     }
     request->done = done;
@@ -2168,7 +1562,7 @@ void domains_monitor_command(struct domains *domains, const char *key, const cha
     yajl_val root = json_parse(command, strlen(command), DOMAINS_MAX_JSON, JSON_MAX_DEPTH, &error);
     const char *execute = root ? json_get_string(root, "execute") : NULL;
     if (execute == NULL) {
-        reply_error(done, opaque, "invalid-argument",
+        domains_reply_error(done, opaque, "invalid-argument",
                     "the command must be a QMP command object {\"execute\": ...}%s%s",
                     root ? "" : ": ", root ? "" : error.message);
         free(request);
@@ -2270,7 +1664,7 @@ static struct runtime *reconcile_runtime(struct reconcile *reconcile,
                                          const struct qmp_connection_reply *reply,
                                          const char *command)
 {
-    struct runtime *runtime = find_runtime(reconcile->domains, reconcile->uuid);
+    struct runtime *runtime = domains_find_runtime(reconcile->domains, reconcile->uuid);
     if (runtime == NULL || runtime->stopping || runtime->live == NULL)
         return NULL;
     if (reply && (reply->status < 0 || reply->return_json == NULL)) {
@@ -2362,14 +1756,14 @@ static void on_reconcile_blockdev_del(struct domains *domains, const char *uuid,
                                       const struct qmp_connection_reply *reply, void *context)
 {
     char *node = context;
-    struct runtime *runtime = find_runtime(domains, uuid);
+    struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (runtime && reply->status == 0) {
         char detail[256];
         snprintf(detail, sizeof(detail),
                  "block node %s released: no device uses it (its disk left the VMM while the "
                  "daemon was down)",
                  node);
-        emit_event(domains, uuid, runtime->name, "block-node-released", detail);
+        domains_emit_event(domains, uuid, runtime->name, "block-node-released", detail);
     } else if (runtime) {
         pv_log_warning("domain %s: blockdev-del %s: %s", runtime->name, node,
                        reply->error_desc ? reply->error_desc : strerror(-reply->status));
@@ -2417,7 +1811,7 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
             /* Still in use, or somebody (a job, the live definition) accounts for it. */
             if (string_list_has(reconcile->used_nodes, reconcile->used_count, format_node) ||
                 string_list_has(reconcile->device_ids, reconcile->device_count, alias) ||
-                alias_taken(runtime->live, alias) ||
+                domain_alias_taken(runtime->live, alias) ||
                 store_knows_alias(devices, device_count, alias))
                 continue;
             string_list_add(&orphans, &orphan_count, node);
@@ -2465,7 +1859,7 @@ static void on_reconcile_query_block(struct domains *domains, const char *uuid,
         const char *node = json_get_string(json_get_object(entry, "inserted"), "node-name");
         if (node && node[0])
             string_list_add(&reconcile->used_nodes, &reconcile->used_count, node);
-        if (!alias_taken(runtime->live, id))
+        if (!domain_alias_taken(runtime->live, id))
             pv_log_warning("domain %s: the VMM has a block device '%s' (node %s) that no "
                            "definition knows; left alone",
                            runtime->name, id, node ? node : "none");
@@ -2507,10 +1901,10 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
         snprintf(detail, sizeof(detail), "%s (%s): gone from the VMM while the daemon was down",
                  disk->target_dev, disk->alias ? disk->alias : "");
         char *target = strdup(disk->target_dev ? disk->target_dev : "");
-        if (target && remove_live_disk(runtime, target)) {
+        if (target && domains_remove_live_disk(runtime, target)) {
             changed = true;
             store_device_delete(domains->store, runtime->uuid, target, NULL);
-            emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
+            domains_emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
         }
         free(target);
     }
@@ -2518,7 +1912,7 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
     size_t device_count = 0;
     if (store_device_list(domains->store, runtime->uuid, &devices, &device_count, NULL) == 0) {
         for (size_t j = 0; j < count; j++) {
-            if (alias_taken(runtime->live, ids[j]))
+            if (domain_alias_taken(runtime->live, ids[j]))
                 continue;
             for (size_t k = 0; k < device_count; k++) {
                 if (!devices[k].alias || strcmp(devices[k].alias, ids[j]) != 0 || !devices[k].xml)
@@ -2530,13 +1924,13 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
                         device->disk.alias = strdup(ids[j]);
                     if (domain_definition_add_device(runtime->live, device, NULL) == 0) {
                         changed = true;
-                        emit_event(domains, runtime->uuid, runtime->name, "device-added", ids[j]);
+                        domains_emit_event(domains, runtime->uuid, runtime->name, "device-added", ids[j]);
                     }
                 }
                 if (device)
                     domain_device_free(device);
             }
-            if (!alias_taken(runtime->live, ids[j]))
+            if (!domain_alias_taken(runtime->live, ids[j]))
                 pv_log_warning("domain %s: the VMM has device '%s' that no definition knows; "
                                "left alone",
                                runtime->name, ids[j]);
@@ -2545,7 +1939,7 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
     }
     if (changed) {
         struct pv_error error = {0};
-        if (save_domain(domains, runtime, NULL, &error) < 0)
+        if (domains_save(domains, runtime, NULL, &error) < 0)
             pv_log_error("domain %s: %s", runtime->name, error.message);
     }
     runtime_execute(runtime, "query-block", NULL, 0, on_reconcile_query_block, reconcile);
@@ -2576,7 +1970,7 @@ static void on_restore_recovered(void *opaque, const struct hotplug_result *resu
 static void on_reconcile_status(struct domains *domains, const char *uuid,
                                 const struct qmp_connection_reply *reply, void *context)
 {
-    struct runtime *runtime = find_runtime(domains, uuid);
+    struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (runtime == NULL || runtime->stopping)
         return;
     if (reply->status == 0 && reply->return_json) {
@@ -2608,7 +2002,7 @@ static void on_reconcile_status(struct domains *domains, const char *uuid,
 
 static void reconcile_after_restore(struct runtime *runtime)
 {
-    emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle",
+    domains_emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle",
                "reconnected: the VMM survived the daemon restart");
     runtime_execute(runtime, "query-status", NULL, 0, on_reconcile_status, NULL);
 }
@@ -2640,14 +2034,14 @@ static void restore_one(struct domains *domains, struct store_domain *row)
         if (row->qmp_path)
             snprintf(runtime->qmp_path, sizeof(runtime->qmp_path), "%s", row->qmp_path);
         if (row->live_xml)
-            runtime->live = parse_definition(domains, row->live_xml, &error);
+            runtime->live = domains_parse_definition(domains, row->live_xml, &error);
         if (runtime->live == NULL && row->persistent_xml) {
             pv_log_warning("domain %s: live definition unreadable (%s), using the persistent "
                            "one",
                            row->name, error.message);
-            runtime->live = parse_definition(domains, row->persistent_xml, &error);
+            runtime->live = domains_parse_definition(domains, row->persistent_xml, &error);
             if (runtime->live)
-                assign_aliases(runtime->live, NULL);
+                domain_assign_aliases(runtime->live, NULL);
         }
         runtime->next = domains->runtimes;
         domains->runtimes = runtime;
@@ -2667,7 +2061,7 @@ static void restore_one(struct domains *domains, struct store_domain *row)
         store_device_delete_all(domains->store, row->uuid, NULL);
         finish_jobs_of(domains, row->uuid);
         set_stop_reason(domains, row->uuid, "unknown");
-        emit_event(domains, row->uuid, row->name, "lifecycle",
+        domains_emit_event(domains, row->uuid, row->name, "lifecycle",
                    "stopped: the VMM is gone, exit status unknown (the daemon was restarted)");
     }
 }
@@ -2690,7 +2084,7 @@ int domains_restore(struct domains *domains, struct pv_error *error)
     for (size_t i = 0; i < count; i++)
         restore_one(domains, &rows[i]);
     for (size_t i = 0; i < count; i++) {
-        if (!rows[i].autostart || find_runtime(domains, rows[i].uuid))
+        if (!rows[i].autostart || domains_find_runtime(domains, rows[i].uuid))
             continue;
         char *name = strdup(rows[i].name);
         if (name)

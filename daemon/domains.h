@@ -6,14 +6,10 @@
  * detach, shutdown with a wait). The result is JSON text for the API's "result" member, or a
  * stable error code (DESIGN.md §4: "no-domain", "invalid-xml", "not-running", ...).
  *
- * Allocation policy (documented in plugvirt-domain(5)):
- * - disk aliases follow libvirt: "virtio-disk<N>" with N the index of the target name
- *   (vda = 0, vdb = 1, ...), so one target always has one alias;
- * - PCI slots: user devices get the first free slot from 3 to 31 on bus 0 (libvirt's i440fx
- *   layout keeps 1 and 2 for the ISA bridge and VGA; we keep them free so addresses move
- *   unchanged between plugvirt and libvirt). The slot is written into the persistent XML at
- *   define time (and at attach with --config), so the live and persistent definitions agree.
- * - the VMM runs in its own session (setsid): killing plugvirtd never kills a VM. */
+ * Allocation (lib/domain_alloc.h, documented in plugvirt-domain(5)): the slot is written into
+ * the persistent XML at define time (and at attach with --config), so the live and persistent
+ * definitions agree. The VMM runs in its own session (setsid): killing plugvirtd never kills
+ * a VM. Device attach/detach requests are in domain_devices.c. */
 #ifndef PLUGVIRT_DOMAINS_H
 #define PLUGVIRT_DOMAINS_H
 
@@ -26,9 +22,6 @@
 struct event_base;
 struct store;
 struct domains;
-
-#define DOMAINS_FIRST_PCI_SLOT 3
-#define DOMAINS_LAST_PCI_SLOT 31
 
 struct domains_result {
     const char *code;      /* NULL on success, else the API error code */
@@ -86,9 +79,5 @@ void domains_detach_device(struct domains *domains, const char *key, const char 
                            unsigned flags, int timeout_ms, domains_done_fn done, void *opaque);
 void domains_monitor_command(struct domains *domains, const char *key, const char *command,
                              bool hmp, domains_done_fn done, void *opaque);
-
-/* Helpers exposed for tests. */
-/* "vda" -> 0, "vdb" -> 1, "vdaa" -> 26; -1 when not a vd* name. */
-int domains_disk_index(const char *target_dev);
 
 #endif

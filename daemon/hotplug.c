@@ -34,12 +34,6 @@
 #define HOTPLUG_MAX_STEPS 8
 #define HOTPLUG_DEFAULT_TIMEOUT_MS 5000
 #define HOTPLUG_DEFAULT_JOB_WAIT_MS 30000
-/* TEST-ONLY fault injection: when this environment variable names a step (see step_name:
- * "blockdev-add-storage", "blockdev-add-format", "device_add", "device_del",
- * "blockdev-del-format", ...), the daemon raise(SIGKILL)s itself right after that step's
- * successful QMP reply, so the integration tests can kill it deterministically inside a job
- * and check the journal recovery. Inert when unset or empty; never set it in production. */
-#define HOTPLUG_TEST_ABORT_VARIABLE "PLUGVIRT_TEST_ABORT_AFTER_STEP"
 #define HOTPLUG_MAX_QUERY_SIZE (16 * 1024 * 1024)
 
 /* --- sequences ----------------------------------------------------------------------------- */
@@ -173,19 +167,25 @@ static void names_fill_objects(const struct hotplug_sequence *sequence, struct h
                  sequence->steps[i].object_suffix);
 }
 
-static const struct hotplug_sequence *sequence_for_device(const struct domain_device *device,
-                                                          bool attach, struct hotplug_names *names,
-                                                          struct pv_error *error)
+/* The sequence for the device's kind, before its names are known (attach: allocated when the
+ * job starts). */
+static const struct hotplug_sequence *sequence_for_kind(const struct domain_device *device,
+                                                        struct pv_error *error)
 {
+    struct hotplug_names names;
     for (size_t i = 0; i < HOTPLUG_SEQUENCE_COUNT; i++) {
-        memset(names, 0, sizeof(*names));
-        int rc = hotplug_sequences[i].describe(device, attach, names, error);
-        if (rc == 0) {
-            names_fill_objects(&hotplug_sequences[i], names);
-            return &hotplug_sequences[i];
-        }
-        if (rc != -EOPNOTSUPP || (error && error->code))
+        /* -EOPNOTSUPP without a message: another kind; with one: this kind, a variant that
+         * cannot be hot-plugged. Anything else (no alias yet) is for the job to settle. */
+        struct pv_error verdict = {0};
+        int rc = hotplug_sequences[i].describe(device, false, &names, &verdict);
+        if (rc == -EOPNOTSUPP && !verdict.code)
+            continue;
+        if (rc == -EOPNOTSUPP) {
+            if (error)
+                *error = verdict;
             return NULL;
+        }
+        return &hotplug_sequences[i];
     }
     pv_error_set(error, -EOPNOTSUPP, "this kind of device cannot be hot-plugged by plugvirt");
     return NULL;
@@ -210,6 +210,7 @@ struct hotplug_pending {
     const struct hotplug_sequence *sequence;
     struct domain_device *device;
     struct hotplug_names names;
+    unsigned flags;
     int64_t journal_id;
     bool released; /* DEVICE_DELETED came; a cleanup job is queued */
 };
@@ -224,7 +225,8 @@ struct hotplug_job {
     const struct hotplug_sequence *sequence;
     struct domain_device *device;
     struct hotplug_names names;
-    char kind[48]; /* "attach-disk" */
+    unsigned flags; /* the caller's, kept in the journal */
+    char kind[48];  /* "attach-disk" */
     int64_t journal_id;
     int wait_timeout_ms;
     enum hotplug_phase phase;
@@ -271,7 +273,7 @@ struct hotplug_manager {
     struct store *store;
     struct hotplug_config config;
     struct hotplug_domain *domains;
-    char abort_after_step[64]; /* test-only, see HOTPLUG_TEST_ABORT_VARIABLE */
+    char abort_after_step[64]; /* test-only, see hotplug_config */
 };
 
 static void step_run(struct hotplug_job *job);
@@ -452,6 +454,7 @@ static char *journal_data(const struct hotplug_job *job, const char *phase, int 
     json_writer_member_string(&data, "target", job->names.target);
     json_writer_member_int(&data, "slot", job->names.slot);
     json_writer_member_int(&data, "function", job->names.function);
+    json_writer_member_int(&data, "flags", job->flags);
     json_writer_member_string(&data, "phase", phase);
     if (index >= 0 && index < job->sequence->step_count) {
         char step[160];
@@ -502,20 +505,79 @@ static int device_row_put(struct hotplug_job *job, enum store_device_state state
     return rc;
 }
 
-static void device_row_delete(struct hotplug_job *job)
+/* TEST-ONLY: dies like a SIGKILLed daemon at the named point (hotplug_config). */
+static void test_abort_at(struct hotplug_job *job, const char *point)
 {
-    struct pv_error error = {0};
-    int rc = store_device_delete(job->domain->manager->store, job->domain->uuid, job->names.target,
-                                 &error);
-    if (rc < 0 && rc != -ENOENT)
-        pv_log_error("hotplug: cannot forget device %s: %s", job->names.target, error.message);
+    const char *wanted = job->domain->manager->abort_after_step;
+    if (wanted[0] != '\0' && strcmp(point, wanted) == 0) {
+        pv_log_warning("fault injection: killing the daemon after %s (%s %s)", point, job->kind,
+                       job->names.target);
+        raise(SIGKILL);
+    }
 }
 
-static void notify_removed(struct hotplug_job *job)
+static const char *change_name(enum hotplug_change change)
 {
+    static const char *const names[] = {"attach-begin",   "attach-done",   "attach-undone",
+                                        "detach-begin",   "detach-pending", "detach-done",
+                                        "detach-refused"};
+    return names[change];
+}
+
+/* What one job_commit writes: the definitions (ops->apply), the device row, the journal. */
+enum row_action { ROW_KEEP = -2, ROW_DELETE = -1 };
+enum journal_action { JOURNAL_KEEP = -2, JOURNAL_BEGIN = -1 };
+struct job_commit {
+    struct hotplug_job *job;
+    enum hotplug_change change;
+    int row;     /* enum row_action or a store_device_state */
+    int journal; /* enum journal_action or a store_job_status */
+};
+
+static int journal_begin_in(struct hotplug_job *job, struct pv_error *error);
+
+static int job_commit_in_transaction(struct store *store, void *arg, struct pv_error *error)
+{
+    struct job_commit *commit = arg;
+    struct hotplug_job *job = commit->job;
     struct hotplug_manager *manager = job->domain->manager;
-    if (manager->config.device_removed && job->device)
-        manager->config.device_removed(manager->config.opaque, job->domain->uuid, job->device);
+    const struct hotplug_ops *ops = manager->config.ops;
+    int rc = 0;
+    if (ops && ops->apply && job->device)
+        rc = ops->apply(manager->config.opaque, job->domain->uuid, commit->change, job->device,
+                        job->flags, error);
+    if (rc == 0 && commit->row == ROW_DELETE) {
+        rc = store_device_delete(store, job->domain->uuid, job->names.target, error);
+        if (rc == -ENOENT)
+            rc = 0;
+    } else if (rc == 0 && commit->row >= 0) {
+        rc = device_row_put(job, (enum store_device_state)commit->row);
+    }
+    if (rc == 0 && commit->journal == JOURNAL_BEGIN)
+        rc = journal_begin_in(job, error);
+    else if (rc == 0 && commit->journal >= 0 && job->journal_id >= 0)
+        rc = store_job_finish(store, job->journal_id, (enum store_job_status)commit->journal,
+                              error);
+    return rc;
+}
+
+/* Applies one change of the job in one transaction; a failure is logged and reported in the
+ * job's result message (the QMP side already happened and cannot be taken back here). */
+static int job_commit(struct hotplug_job *job, enum hotplug_change change, int row, int journal)
+{
+    struct job_commit commit = {job, change, row, journal};
+    struct pv_error error = {0};
+    int rc = store_transaction(job->domain->manager->store, job_commit_in_transaction, &commit,
+                               &error);
+    if (rc < 0) {
+        pv_log_error("hotplug %s %s: cannot record %s: %s", job->kind, job->names.target,
+                     change_name(change), error.message);
+        append(job->result.message, sizeof(job->result.message), "; cannot record %s: %s",
+               change_name(change), error.message);
+        return rc;
+    }
+    test_abort_at(job, change_name(change));
+    return 0;
 }
 
 /* Ends the running job: `done`, then the next job of the domain. */
@@ -526,6 +588,7 @@ static void job_end(struct hotplug_job *job)
         evtimer_del(job->wait_timer);
     if (domain->running == job)
         domain->running = NULL;
+    job->result.device = job->device;
     if (job->done)
         job->done(job->opaque, &job->result);
     job_free(job);
@@ -601,14 +664,18 @@ static void journal_step(struct hotplug_job *job, const char *phase)
     if (store_job_step(job->domain->manager->store, job->journal_id, job->index, data, &error) < 0)
         pv_log_error("hotplug journal %lld: %s", (long long)job->journal_id, error.message);
     free(data);
+    const struct hotplug_step *step = &job->sequence->steps[job->index];
+    char point[96];
+    snprintf(point, sizeof(point), "journal:%s%s",
+             strcmp(phase, "undo") ? step->command : step->undo_command, step->object_suffix);
+    test_abort_at(job, point);
 }
 
 /* --- endings ----------------------------------------------------------------------------- */
 
 static void attach_succeeded(struct hotplug_job *job)
 {
-    device_row_put(job, STORE_DEVICE_ATTACHED);
-    journal_finish(job, STORE_JOB_DONE);
+    job_commit(job, HOTPLUG_ATTACH_DONE, STORE_DEVICE_ATTACHED, STORE_JOB_DONE);
     result_set(&job->result, 0, "", NULL, NULL, "attached %s as %s", job->names.target,
                job->names.alias);
     job_end(job);
@@ -629,8 +696,8 @@ static void undo_finished(struct hotplug_job *job)
 {
     if (job->operation == JOB_ATTACH) {
         /* A rollback: the device never became visible to the guest. */
-        device_row_delete(job);
-        journal_finish(job, job->undo_failed ? STORE_JOB_FAILED : STORE_JOB_ROLLED_BACK);
+        job_commit(job, HOTPLUG_ATTACH_UNDONE, ROW_DELETE,
+                   job->undo_failed ? STORE_JOB_FAILED : STORE_JOB_ROLLED_BACK);
         if (job->type == JOB_RECOVER) {
             recovery_undo_finished(job, "rolled back");
             return;
@@ -645,9 +712,8 @@ static void undo_finished(struct hotplug_job *job)
         return;
     }
     /* A detach: the guest released the device and its backends were deleted. */
-    device_row_delete(job);
-    journal_finish(job, job->undo_failed ? STORE_JOB_FAILED : STORE_JOB_DONE);
-    notify_removed(job);
+    job_commit(job, HOTPLUG_DETACH_DONE, ROW_DELETE,
+               job->undo_failed ? STORE_JOB_FAILED : STORE_JOB_DONE);
     if (job->type == JOB_RECOVER) {
         recovery_undo_finished(job, "finished");
         return;
@@ -672,6 +738,7 @@ static void pending_park(struct hotplug_job *job)
     pending->device = job->device;
     job->device = NULL;
     pending->names = job->names;
+    pending->flags = job->flags;
     pending->journal_id = job->journal_id;
     pending->next = job->domain->pending;
     job->domain->pending = pending;
@@ -680,8 +747,8 @@ static void pending_park(struct hotplug_job *job)
 /* The guest did not release the device in time: the job ends, the device stays detaching. */
 static void detach_pending(struct hotplug_job *job)
 {
+    job_commit(job, HOTPLUG_DETACH_PENDING, STORE_DEVICE_DETACHING, JOURNAL_KEEP);
     pending_park(job);
-    device_row_put(job, STORE_DEVICE_DETACHING);
     if (job->type == JOB_RECOVER) {
         report_add(job, "%s %s: device_del sent, still pending", job->kind, job->names.target);
         recovery_next(job);
@@ -766,20 +833,12 @@ static void step_run(struct hotplug_job *job)
 
 static void query_reply(struct hotplug_job *job, const struct qmp_connection_reply *reply);
 
-/* TEST-ONLY (HOTPLUG_TEST_ABORT_VARIABLE): dies like a SIGKILLed daemon after the named step. */
 static void test_abort_after(struct hotplug_job *job, const struct hotplug_step *step,
                              const char *command)
 {
-    const char *wanted = job->domain->manager->abort_after_step;
-    if (wanted[0] == '\0')
-        return;
-    char name[96];
-    snprintf(name, sizeof(name), "%s%s", command, step->object_suffix);
-    if (strcmp(name, wanted) == 0) {
-        pv_log_warning("%s=%s: killing the daemon after %s %s (test-only fault injection)",
-                       HOTPLUG_TEST_ABORT_VARIABLE, wanted, job->kind, job->names.target);
-        raise(SIGKILL);
-    }
+    char point[96];
+    snprintf(point, sizeof(point), "%s%s", command, step->object_suffix);
+    test_abort_at(job, point);
 }
 
 static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply)
@@ -836,8 +895,7 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
     if (device_step) {
         /* device_del refused: the device stays, and so must everything it uses. */
         if (job->operation == JOB_DETACH && job->type != JOB_RECOVER) {
-            device_row_put(job, STORE_DEVICE_ATTACHED);
-            journal_finish(job, STORE_JOB_FAILED);
+            job_commit(job, HOTPLUG_DETACH_REFUSED, STORE_DEVICE_ATTACHED, STORE_JOB_FAILED);
             result_set(&job->result, reply->status, "qmp-error", reply->error_class,
                        step->undo_command, "detach %s: %s %s failed: %s", job->names.target,
                        step->undo_command, job->names.alias,
@@ -850,9 +908,12 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
                job->undo_errors[0] ? ", " : "", step->undo_command, job->names.objects[job->index],
                reply->error_desc ? reply->error_desc : "");
         if (job->type == JOB_RECOVER) {
+            /* The device stays in the guest: the definitions say so. */
             report_add(job, "%s %s: %s", job->kind, job->names.target, job->undo_errors);
             job->recovery_failed = true;
-            journal_finish(job, STORE_JOB_FAILED);
+            job_commit(job,
+                       job->operation == JOB_ATTACH ? HOTPLUG_ATTACH_DONE : HOTPLUG_DETACH_REFUSED,
+                       STORE_DEVICE_ATTACHED, STORE_JOB_FAILED);
             recovery_next(job);
             return;
         }
@@ -875,19 +936,48 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
 
 /* --- job starts ---------------------------------------------------------------------------- */
 
-static int journal_begin(struct hotplug_job *job)
+static int journal_begin_in(struct hotplug_job *job, struct pv_error *error)
 {
     char *data = journal_data(job, job->operation == JOB_ATTACH ? "do" : "undo", -1);
-    struct pv_error error = {0};
-    int rc = store_job_begin(job->domain->manager->store, job->domain->uuid, job->kind,
-                             job->names.target, data, &job->journal_id, &error);
+    int rc = data ? store_job_begin(job->domain->manager->store, job->domain->uuid, job->kind,
+                                    job->names.target, data, &job->journal_id, error)
+                  : pv_error_set(error, -ENOMEM, "out of memory");
     free(data);
+    if (rc < 0)
+        job->journal_id = -1;
+    return rc;
+}
+
+/* Fills the job's names from its (resolved) device; < 0 ends the job. */
+static int job_describe(struct hotplug_job *job, bool attach)
+{
+    struct pv_error error = {0};
+    memset(&job->names, 0, sizeof(job->names));
+    if (job->sequence->describe(job->device, attach, &job->names, &error) < 0) {
+        result_set(&job->result, error.code ? error.code : -EINVAL, "preflight-failed", NULL,
+                   NULL, "%s", error.message);
+        return -EINVAL;
+    }
+    names_fill_objects(job->sequence, &job->names);
+    return 0;
+}
+
+/* The first change of a job: journal entry, device row and definition in one transaction. */
+static int job_begin(struct hotplug_job *job, enum hotplug_change change,
+                     enum store_device_state row)
+{
+    struct job_commit commit = {job, change, row, JOURNAL_BEGIN};
+    struct pv_error error = {0};
+    int rc = store_transaction(job->domain->manager->store, job_commit_in_transaction, &commit,
+                               &error);
     if (rc < 0) {
         job->journal_id = -1;
         result_set(&job->result, rc, "internal", NULL, NULL, "%s %s: cannot journal the job: %s",
                    job->kind, job->names.target, error.message);
+        return rc;
     }
-    return rc;
+    test_abort_at(job, change_name(change));
+    return 0;
 }
 
 static void job_start(struct hotplug_job *job)
@@ -895,7 +985,24 @@ static void job_start(struct hotplug_job *job)
     struct hotplug_domain *domain = job->domain;
     int device_index = job->sequence ? job->sequence->step_count - 1 : 0;
     switch (job->type) {
-    case JOB_ATTACH:
+    case JOB_ATTACH: {
+        /* Allocation happens here, at the head of the domain's queue, so that jobs queued
+         * together see each other's devices (slots, aliases, targets). */
+        const struct hotplug_ops *ops = domain->manager->config.ops;
+        struct pv_error error = {0};
+        if (ops && ops->attach_prepare &&
+            ops->attach_prepare(domain->manager->config.opaque, domain->uuid, job->device,
+                                job->flags, &error) < 0) {
+            result_set(&job->result, error.code ? error.code : -EINVAL,
+                       error.code == -EBUSY ? "busy" : "preflight-failed", NULL, NULL, "%s",
+                       error.message);
+            job_end(job);
+            return;
+        }
+        if (job_describe(job, true) < 0) {
+            job_end(job);
+            return;
+        }
         if (pending_find(domain, job->names.alias)) {
             result_set(&job->result, -EBUSY, "busy", NULL, NULL,
                        "%s is still being detached (%s); it cannot be attached again yet",
@@ -903,31 +1010,50 @@ static void job_start(struct hotplug_job *job)
             job_end(job);
             return;
         }
-        if (journal_begin(job) < 0) {
+        if (job_begin(job, HOTPLUG_ATTACH_BEGIN, STORE_DEVICE_ATTACHING) < 0) {
             job_end(job);
             return;
         }
-        device_row_put(job, STORE_DEVICE_ATTACHING);
         job->phase = PHASE_DO;
         job->index = 0;
         step_run(job);
         return;
+    }
     case JOB_DETACH: {
+        /* The device as the domain has it now (an earlier job may have changed it). */
+        const struct hotplug_ops *ops = domain->manager->config.ops;
+        if (ops && ops->lookup) {
+            struct domain_device *current =
+                ops->lookup(domain->manager->config.opaque, domain->uuid, job->names.target);
+            if (!current) {
+                result_set(&job->result, -ENOENT, "invalid-argument", NULL, NULL,
+                           "no %s with target %s in the live definition", job->sequence->name,
+                           job->names.target);
+                job_end(job);
+                return;
+            }
+            domain_device_free(job->device);
+            job->device = current;
+        }
+        if (job_describe(job, false) < 0) {
+            job_end(job);
+            return;
+        }
         /* Never resend device_del for a device the guest was already asked to release. */
         struct hotplug_pending *pending = pending_take(domain, job->names.alias);
         if (pending) {
             job->journal_id = pending->journal_id;
+            job->flags |= pending->flags;
             job->device_released = pending->released;
             pending_free(pending);
             job->index = device_index;
             wait_for_release(job);
             return;
         }
-        if (journal_begin(job) < 0) {
+        if (job_begin(job, HOTPLUG_DETACH_BEGIN, STORE_DEVICE_DETACHING) < 0) {
             job_end(job);
             return;
         }
-        device_row_put(job, STORE_DEVICE_DETACHING);
         job->phase = PHASE_UNDO;
         job->index = device_index;
         step_run(job);
@@ -942,6 +1068,7 @@ static void job_start(struct hotplug_job *job)
         }
         job->sequence = pending->sequence;
         job->names = pending->names;
+        job->flags = pending->flags;
         job->journal_id = pending->journal_id;
         job->device = pending->device;
         pending->device = NULL;
@@ -1078,11 +1205,19 @@ static void recovery_next(struct hotplug_job *job)
         int64_t number = -1;
         job->names.slot = json_get_int64(data, "slot", &number) ? (int)number : -1;
         job->names.function = json_get_int64(data, "function", &number) ? (int)number : 0;
+        job->flags = json_get_int64(data, "flags", &number) ? (unsigned)number : 0;
         bool rolling_back = !strcmp(phase, "undo");
         yajl_tree_free(data);
         job->sequence = sequence;
         names_fill_objects(sequence, &job->names);
-        job->device = minimal_device(&job->names);
+        /* The device as the job's first change put it into the live definition (the same
+         * transaction that began this journal entry); the journal's names otherwise. */
+        const struct hotplug_ops *ops = job->domain->manager->config.ops;
+        job->device = ops && ops->lookup ? ops->lookup(job->domain->manager->config.opaque,
+                                                       job->domain->uuid, job->names.target)
+                                         : NULL;
+        if (!job->device)
+            job->device = minimal_device(&job->names);
         job->operation = attach ? JOB_ATTACH : JOB_DETACH;
         job->failed = rolling_back && attach;
         job->undo_failed = false;
@@ -1097,15 +1232,15 @@ static void recovery_next(struct hotplug_job *job)
         }
         bool device_present = !job->skip[device_index];
         if (attach && !rolling_back && all_exist) {
-            /* device_add went through before the crash: finish what the user asked for. */
-            device_row_put(job, STORE_DEVICE_ATTACHED);
-            journal_finish(job, STORE_JOB_DONE);
+            /* device_add went through before the crash: finish what the user asked for,
+             * exactly as the job would have. */
+            job_commit(job, HOTPLUG_ATTACH_DONE, STORE_DEVICE_ATTACHED, STORE_JOB_DONE);
             report_add(job, "%s %s completed", job->kind, job->names.target);
             continue;
         }
         if (!attach && device_present) {
             /* device_del was (or may have been) sent: keep waiting, do not resend it. */
-            device_row_put(job, STORE_DEVICE_DETACHING);
+            job_commit(job, HOTPLUG_DETACH_PENDING, STORE_DEVICE_DETACHING, JOURNAL_KEEP);
             pending_park(job);
             report_add(job, "%s %s still pending", job->kind, job->names.target);
             continue;
@@ -1193,13 +1328,13 @@ struct hotplug_manager *hotplug_manager_create(struct event_base *base, struct s
         manager->config.detach_timeout_ms = HOTPLUG_DEFAULT_TIMEOUT_MS;
     if (manager->config.job_wait_timeout_ms <= 0)
         manager->config.job_wait_timeout_ms = HOTPLUG_DEFAULT_JOB_WAIT_MS;
-    const char *abort_step = getenv(HOTPLUG_TEST_ABORT_VARIABLE);
-    if (abort_step && abort_step[0]) {
-        snprintf(manager->abort_after_step, sizeof(manager->abort_after_step), "%s", abort_step);
-        pv_log_warning("%s=%s is set: the daemon kills itself after that hotplug step "
-                       "(test-only fault injection)",
-                       HOTPLUG_TEST_ABORT_VARIABLE, abort_step);
+    if (manager->config.abort_after_step && manager->config.abort_after_step[0]) {
+        snprintf(manager->abort_after_step, sizeof(manager->abort_after_step), "%s",
+                 manager->config.abort_after_step);
+        pv_log_warning("fault injection: the daemon kills itself after the hotplug point %s",
+                       manager->abort_after_step);
     }
+    manager->config.abort_after_step = NULL;
     return manager;
 }
 
@@ -1283,14 +1418,15 @@ static void queue_wait_timed_out(evutil_socket_t fd, short what, void *opaque)
 
 static int queue_device_job(struct hotplug_manager *manager, enum hotplug_job_type type,
                             const char *domain_uuid, struct qmp_connection *qmp,
-                            const struct domain_device *device, int timeout_ms,
+                            const struct domain_device *device, unsigned flags, int timeout_ms,
                             hotplug_done_fn done, void *opaque, struct pv_error *error)
 {
-    struct hotplug_names names;
-    const struct hotplug_sequence *sequence =
-        sequence_for_device(device, type == JOB_ATTACH, &names, error);
+    const struct hotplug_sequence *sequence = sequence_for_kind(device, error);
     if (!sequence)
         return error && error->code ? error->code : -EOPNOTSUPP;
+    struct hotplug_names names = {.slot = -1};
+    if (device->kind == DOMAIN_DEVICE_DISK && device->disk.target_dev)
+        snprintf(names.target, sizeof(names.target), "%s", device->disk.target_dev);
     struct hotplug_domain *domain = domain_get(manager, domain_uuid, error);
     if (!domain)
         return -ENOMEM;
@@ -1299,6 +1435,7 @@ static int queue_device_job(struct hotplug_manager *manager, enum hotplug_job_ty
         return -ENOMEM;
     job->sequence = sequence;
     job->names = names;
+    job->flags = flags;
     job->device = domain_device_copy(device);
     if (!job->device) {
         job_free(job);
@@ -1325,18 +1462,19 @@ static int queue_device_job(struct hotplug_manager *manager, enum hotplug_job_ty
 }
 
 int hotplug_attach(struct hotplug_manager *manager, const char *domain_uuid,
-                   struct qmp_connection *qmp, const struct domain_device *device,
+                   struct qmp_connection *qmp, const struct domain_device *device, unsigned flags,
                    hotplug_done_fn done, void *opaque, struct pv_error *error)
 {
-    return queue_device_job(manager, JOB_ATTACH, domain_uuid, qmp, device, -1, done, opaque, error);
+    return queue_device_job(manager, JOB_ATTACH, domain_uuid, qmp, device, flags, -1, done,
+                            opaque, error);
 }
 
 int hotplug_detach(struct hotplug_manager *manager, const char *domain_uuid,
-                   struct qmp_connection *qmp, const struct domain_device *device, int timeout_ms,
-                   hotplug_done_fn done, void *opaque, struct pv_error *error)
+                   struct qmp_connection *qmp, const struct domain_device *device, unsigned flags,
+                   int timeout_ms, hotplug_done_fn done, void *opaque, struct pv_error *error)
 {
-    return queue_device_job(manager, JOB_DETACH, domain_uuid, qmp, device, timeout_ms, done, opaque,
-                            error);
+    return queue_device_job(manager, JOB_DETACH, domain_uuid, qmp, device, flags, timeout_ms, done,
+                            opaque, error);
 }
 
 const char *hotplug_busy_description(struct hotplug_manager *manager, const char *domain_uuid)

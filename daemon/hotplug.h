@@ -31,15 +31,41 @@ struct hotplug_result {
     char qmp_class[48]; /* when a QMP command failed */
     char step[48];      /* the failed step: "blockdev-add", "device_add", ... */
     char message[512];  /* for a user: what failed and what was undone */
+    /* The device as the job resolved it (alias, PCI address), valid during the callback;
+     * NULL when the job never got that far. */
+    const struct domain_device *device;
 };
 typedef void (*hotplug_done_fn)(void *opaque, const struct hotplug_result *result);
-/* A device left the domain (DEVICE_DELETED handled, backends released), possibly long after
- * its detach job ended as pending. */
-/* Also called for a prompt detach (before its `done`) and for removals finished by
- * hotplug_recover (the device then carries alias, target and PCI address only), so the daemon
- * updates its live definition in one place. */
-typedef void (*hotplug_device_removed_fn)(void *opaque, const char *domain_uuid,
-                                          const struct domain_device *device);
+
+/* What a job changes in the domain's definitions, in the order jobs reach them. Each change
+ * is applied in ONE store transaction together with the job's journal entry and device row,
+ * so that after a crash the journal, the rows and the definitions always agree, and recovery
+ * replays exactly the change an uninterrupted job would have made. */
+enum hotplug_change {
+    HOTPLUG_ATTACH_BEGIN,   /* the device enters the live definition as "attaching" */
+    HOTPLUG_ATTACH_DONE,    /* in the guest: "attached"; with CONFIG also persistent */
+    HOTPLUG_ATTACH_UNDONE,  /* rolled back: it leaves the live definition */
+    HOTPLUG_DETACH_BEGIN,   /* "detaching" in the live definition */
+    HOTPLUG_DETACH_PENDING, /* the guest keeps it for now; with CONFIG it leaves persistent */
+    HOTPLUG_DETACH_DONE,    /* gone from the guest: leaves live (and persistent with CONFIG) */
+    HOTPLUG_DETACH_REFUSED, /* device_del refused: "attached" again */
+};
+
+/* The daemon's side of a job (domains.c). `flags` are the caller's (virsh --live/--config),
+ * kept in the journal and given back unchanged. */
+struct hotplug_ops {
+    /* An attach job reached the head of its domain's queue: check the device against the
+     * domain as it is NOW (target, alias, image sharing) and allocate what it needs (alias,
+     * PCI slot) in `device`. < 0 with `error` refuses the job before anything is sent. */
+    int (*attach_prepare)(void *opaque, const char *domain_uuid, struct domain_device *device,
+                          unsigned flags, struct pv_error *error);
+    /* Applies `change` to the definitions. Runs inside the store transaction of the change;
+     * must be idempotent (recovery may apply a change that already took effect). */
+    int (*apply)(void *opaque, const char *domain_uuid, enum hotplug_change change,
+                 const struct domain_device *device, unsigned flags, struct pv_error *error);
+    /* A copy of the live definition's device with that store key (target dev), or NULL. */
+    struct domain_device *(*lookup)(void *opaque, const char *domain_uuid, const char *key);
+};
 
 struct hotplug_config {
     int qmp_timeout_ms;    /* every QMP command, default 5000 */
@@ -47,7 +73,11 @@ struct hotplug_config {
     /* How long an attach/detach waits in the domain's queue behind another job before it
      * fails with code "busy" and a message naming the holder (<= 0: 30000). */
     int job_wait_timeout_ms;
-    hotplug_device_removed_fn device_removed;
+    /* TEST-ONLY fault injection (builds configured with --enable-fault-injection): the name of
+     * a step ("device_add", "blockdev-add-format", "journal-begin", ...) after which the
+     * daemon SIGKILLs itself; NULL or "" = never. */
+    const char *abort_after_step;
+    const struct hotplug_ops *ops; /* may be NULL (unit tests): definitions are not touched */
     void *opaque;
 };
 
@@ -60,11 +90,13 @@ void hotplug_manager_destroy(struct hotplug_manager *manager);
  * A job queued behind another one fails with code "busy" (the message names the holder, see
  * hotplug_busy_description) when it has not started within config.job_wait_timeout_ms. */
 int hotplug_attach(struct hotplug_manager *manager, const char *domain_uuid,
-                   struct qmp_connection *qmp, const struct domain_device *device,
+                   struct qmp_connection *qmp, const struct domain_device *device, unsigned flags,
                    hotplug_done_fn done, void *opaque, struct pv_error *error);
+/* The device is looked up again (ops->lookup) when the job starts: the caller's copy only
+ * names it. */
 int hotplug_detach(struct hotplug_manager *manager, const char *domain_uuid,
-                   struct qmp_connection *qmp, const struct domain_device *device, int timeout_ms,
-                   hotplug_done_fn done, void *opaque, struct pv_error *error);
+                   struct qmp_connection *qmp, const struct domain_device *device, unsigned flags,
+                   int timeout_ms, hotplug_done_fn done, void *opaque, struct pv_error *error);
 /* "attach-disk vdb: device_add sent 0.4 s ago" while a job runs on the domain, else NULL. */
 const char *hotplug_busy_description(struct hotplug_manager *manager, const char *domain_uuid);
 /* QMP events of the domain (DEVICE_DELETED finishes detaches, including late ones). */

@@ -227,6 +227,19 @@ static bool duplicate_string(char **field)
     return *field != NULL;
 }
 
+const char *domain_hotplug_state_name(enum domain_hotplug_state state)
+{
+    switch (state) {
+    case DOMAIN_HOTPLUG_ATTACHING:
+        return "attaching";
+    case DOMAIN_HOTPLUG_DETACHING:
+        return "detaching";
+    case DOMAIN_HOTPLUG_ATTACHED:
+        break;
+    }
+    return "attached";
+}
+
 static int disk_copy(struct domain_disk *to, const struct domain_disk *from)
 {
     *to = *from;

@@ -40,6 +40,16 @@ enum domain_disk_type { DOMAIN_DISK_FILE = 0, DOMAIN_DISK_BLOCK };
 enum domain_disk_device { DOMAIN_DISK_DEVICE_DISK = 0, DOMAIN_DISK_DEVICE_CDROM };
 enum domain_disk_bus { DOMAIN_DISK_BUS_VIRTIO = 0, DOMAIN_DISK_BUS_SCSI };
 
+/* Where a hot-plugged device stands (live definitions only; plugvirt-domain(5)): formatted as
+ * <plugvirt:hotplug state='attaching|detaching'/> inside the device, nothing when attached. */
+enum domain_hotplug_state {
+    DOMAIN_HOTPLUG_ATTACHED = 0,
+    DOMAIN_HOTPLUG_ATTACHING,
+    DOMAIN_HOTPLUG_DETACHING,
+};
+#define DOMAIN_XML_PLUGVIRT_NAMESPACE "https://plugvirt.org/xmlns/domain/1.0"
+const char *domain_hotplug_state_name(enum domain_hotplug_state state); /* "attached", ... */
+
 struct domain_disk {
     enum domain_disk_type type;
     enum domain_disk_device device;
@@ -53,8 +63,10 @@ struct domain_disk {
     enum domain_disk_bus target_bus;
     char *serial;
     bool readonly;
-    char *alias; /* <alias name=>: 'virtio-disk1' or user 'ua-...' */
+    bool shareable; /* <shareable/>: other domains may use the image read-write too */
+    char *alias;    /* <alias name=>: 'virtio-disk1' or user 'ua-...' */
     struct domain_address address;
+    enum domain_hotplug_state hotplug_state;
 };
 
 enum domain_interface_type {

@@ -173,7 +173,7 @@ static const struct unsupported_element unsupported_elements[] = {
      "tpm|filesystem|hub|lease|parallel|panic|shmem|memory|iommu|vsock|nvram|crypto|pstore",
      NULL},
     {"disk",
-     "boot|shareable|transient|iotune|encryption|auth|backingStore|geometry|blockio|wwn|"
+     "boot|transient|iotune|encryption|auth|backingStore|geometry|blockio|wwn|"
      "vendor|product|mirror|throttlefilters|backenddomain",
      NULL},
     {"interface",
@@ -287,6 +287,11 @@ static int check_unsupported(xmlNodePtr node, const char *root_parent, struct pv
         if (node->type != XML_ELEMENT_NODE)
             continue;
         char what[PV_ERROR_MESSAGE_MAX / 2];
+        if (node->ns && node->ns->href && node->ns->href[0] &&
+            strcmp((const char *)node->ns->href, DOMAIN_XML_PLUGVIRT_NAMESPACE) == 0 &&
+            strcmp(node_name(node), "hotplug") == 0 &&
+            strcmp(parent_name(node, root_parent), "disk") == 0)
+            continue; /* our own status element (live XML); the daemon refuses it as input */
         if (node->ns && node->ns->href && node->ns->href[0]) {
             /* libvirt's extension namespaces (qemu:commandline, metadata, ...) */
             snprintf(what, sizeof(what), "<%s%s%s> (namespace %s)",
@@ -781,7 +786,13 @@ static int map_disk(struct mapper *mapper, xmlNodePtr node, struct domain_disk *
     if (serial)
         disk->serial = content(mapper, serial);
     disk->readonly = first_child(node, "readonly") != NULL;
+    disk->shareable = first_child(node, "shareable") != NULL;
     disk->alias = alias_of(mapper, node);
+    xmlNodePtr hotplug = first_child(node, "hotplug");
+    if (hotplug && attribute_is(hotplug, "state", "attaching"))
+        disk->hotplug_state = DOMAIN_HOTPLUG_ATTACHING;
+    else if (hotplug && attribute_is(hotplug, "state", "detaching"))
+        disk->hotplug_state = DOMAIN_HOTPLUG_DETACHING;
     result = parse_address(mapper, first_child(node, "address"), &disk->address);
     if (result < 0)
         return result;
@@ -1400,8 +1411,18 @@ static void write_disk(FILE *out, int level, const struct domain_disk *disk, boo
         write_indent(out, level + 1);
         fputs("<readonly/>\n", out);
     }
+    if (disk->shareable) {
+        write_indent(out, level + 1);
+        fputs("<shareable/>\n", out);
+    }
     write_text_element(out, level + 1, "serial", disk->serial);
     write_alias(out, level + 1, disk->alias, live);
+    if (live && disk->hotplug_state != DOMAIN_HOTPLUG_ATTACHED) {
+        write_indent(out, level + 1);
+        fputs("<plugvirt:hotplug xmlns:plugvirt='" DOMAIN_XML_PLUGVIRT_NAMESPACE "'", out);
+        write_attribute(out, "state", domain_hotplug_state_name(disk->hotplug_state));
+        fputs("/>\n", out);
+    }
     write_address(out, level + 1, &disk->address);
     write_indent(out, level);
     fputs("</disk>\n", out);

@@ -49,11 +49,17 @@ static void on_done(void *opaque, const struct hotplug_result *result)
     outcome->result = *result;
 }
 
-static void on_removed(void *opaque, const char *uuid, const struct domain_device *device)
+/* The daemon's side of the manager reduced to what these tests observe: removals. */
+static int on_apply(void *opaque, const char *uuid, enum hotplug_change change,
+                    const struct domain_device *device, unsigned flags, struct pv_error *error)
 {
-    removed_calls++;
-    snprintf(removed_alias, sizeof(removed_alias), "%s", device->disk.alias);
+    if (change == HOTPLUG_DETACH_DONE) {
+        removed_calls++;
+        snprintf(removed_alias, sizeof(removed_alias), "%s", device->disk.alias);
+    }
+    return 0;
 }
+static const struct hotplug_ops removal_ops = {.apply = on_apply};
 
 static void on_ready(void *opaque, int status, const char *message)
 {
@@ -129,7 +135,7 @@ static void setup(void)
     put_domain(UUID_A, "a");
     put_domain(UUID_B, "b");
     struct hotplug_config config = {
-        .qmp_timeout_ms = 200, .detach_timeout_ms = 200, .device_removed = on_removed};
+        .qmp_timeout_ms = 200, .detach_timeout_ms = 200, .ops = &removal_ops};
     manager = hotplug_manager_create(base, store, &config, &error);
     cr_assert_not_null(manager);
     setup_side(&side_a, "a");
@@ -177,7 +183,7 @@ static struct outcome attach(struct side *side, const struct domain_device *devi
     struct outcome outcome = {0};
     struct pv_error error = {0};
     cr_assert_eq(
-        hotplug_attach(manager, side_uuid(side), side->qmp, device, on_done, &outcome, &error), 0,
+        hotplug_attach(manager, side_uuid(side), side->qmp, device, 0, on_done, &outcome, &error), 0,
         "%s", error.message);
     cr_assert(run_until(&outcome.calls, 1, 5000));
     return outcome;
@@ -187,7 +193,7 @@ static struct outcome detach(struct side *side, const struct domain_device *devi
 {
     struct outcome outcome = {0};
     struct pv_error error = {0};
-    cr_assert_eq(hotplug_detach(manager, side_uuid(side), side->qmp, device, timeout, on_done,
+    cr_assert_eq(hotplug_detach(manager, side_uuid(side), side->qmp, device, 0, timeout, on_done,
                                 &outcome, &error),
                  0, "%s", error.message);
     cr_assert(run_until(&outcome.calls, 1, 5000));
@@ -468,9 +474,9 @@ Test(hotplug, domains_run_in_parallel_and_jobs_queue_per_domain)
     cr_assert_eq(attach(&side_a, &disk1).result.status, 0);
     fake_qmp_peer_set_auto_release(side_a.peer, false);
     struct outcome slow = {0}, queued = {0}, other = {0};
-    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 800, on_done, &slow, NULL), 0);
-    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, on_done, &queued, NULL), 0);
-    cr_assert_eq(hotplug_attach(manager, UUID_B, side_b.qmp, &disk2, on_done, &other, NULL), 0);
+    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 0, 800, on_done, &slow, NULL), 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, 0, on_done, &queued, NULL), 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_B, side_b.qmp, &disk2, 0, on_done, &other, NULL), 0);
     cr_assert(run_until(&other.calls, 1, 700));
     cr_assert_eq(other.result.status, 0, "domain b is not blocked by domain a");
     cr_assert_eq(slow.calls, 0);
@@ -496,7 +502,7 @@ Test(hotplug, a_job_waiting_too_long_behind_another_fails_busy_naming_the_holder
     struct hotplug_config config = {.qmp_timeout_ms = 200,
                                     .detach_timeout_ms = 200,
                                     .job_wait_timeout_ms = 300,
-                                    .device_removed = on_removed};
+                                    .ops = &removal_ops};
     manager = hotplug_manager_create(base, store, &config, NULL);
     cr_assert_not_null(manager);
     hotplug_set_qmp(manager, UUID_A, side_a.qmp);
@@ -507,9 +513,9 @@ Test(hotplug, a_job_waiting_too_long_behind_another_fails_busy_naming_the_holder
     cr_assert_eq(attach(&side_a, &disk1).result.status, 0);
     fake_qmp_peer_set_auto_release(side_a.peer, false);
     struct outcome holder = {0}, waiting = {0}, third = {0};
-    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 2000, on_done, &holder, NULL),
+    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 0, 2000, on_done, &holder, NULL),
                  0);
-    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, on_done, &waiting, NULL), 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, 0, on_done, &waiting, NULL), 0);
     cr_assert(run_until(&waiting.calls, 1, 1500), "the queued job waited without bound");
     cr_assert_eq(waiting.result.status, -EBUSY);
     cr_assert_str_eq(waiting.result.code, "busy");
@@ -520,7 +526,7 @@ Test(hotplug, a_job_waiting_too_long_behind_another_fails_busy_naming_the_holder
     cr_assert_eq(holder.calls, 0, "the holder is not disturbed");
     cr_assert_str_eq(device_state(UUID_A, "vdc", NULL, 0), "none", "nothing was sent for vdc");
     /* A job that starts within its wait is not cancelled afterwards. */
-    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk3, on_done, &third, NULL), 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk3, 0, on_done, &third, NULL), 0);
     cr_assert(fake_qmp_peer_release(side_a.peer, "virtio-disk1"));
     cr_assert(run_until(&third.calls, 1, 3000));
     cr_assert_eq(holder.result.status, 0);
@@ -535,7 +541,7 @@ Test(hotplug, busy_names_the_step_in_flight)
     struct domain_device disk = make_disk("vdb", "virtio-disk1", 5);
     fake_qmp_peer_fault_at(side_a.peer, 1, FAKE_QMP_NO_REPLY, NULL, NULL);
     struct outcome outcome = {0};
-    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk, on_done, &outcome, NULL), 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk, 0, on_done, &outcome, NULL), 0);
     run_for(100);
     const char *busy = hotplug_busy_description(manager, UUID_A);
     cr_assert_not_null(busy);
@@ -668,8 +674,8 @@ Test(hotplug, a_stopped_domain_ends_its_jobs)
     cr_assert_eq(attach(&side_a, &disk).result.status, 0);
     fake_qmp_peer_set_auto_release(side_a.peer, false);
     struct outcome waiting = {0}, queued = {0};
-    hotplug_detach(manager, UUID_A, side_a.qmp, &disk, 5000, on_done, &waiting, NULL);
-    hotplug_attach(manager, UUID_A, side_a.qmp, &disk, on_done, &queued, NULL);
+    hotplug_detach(manager, UUID_A, side_a.qmp, &disk, 0, 5000, on_done, &waiting, NULL);
+    hotplug_attach(manager, UUID_A, side_a.qmp, &disk, 0, on_done, &queued, NULL);
     run_for(100);
     hotplug_domain_stopped(manager, UUID_A);
     cr_assert_eq(waiting.calls, 1);
@@ -684,7 +690,7 @@ Test(hotplug, unsupported_devices_are_refused_up_front)
     struct domain_device disk = make_disk("sdb", "scsi0-0-0-1", 5);
     disk.disk.target_bus = DOMAIN_DISK_BUS_SCSI;
     struct pv_error error = {0};
-    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk, on_done, NULL, &error),
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk, 0, on_done, NULL, &error),
                  -EOPNOTSUPP);
     cr_assert(strstr(error.message, "virtio"), "%s", error.message);
 }
