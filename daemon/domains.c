@@ -1364,6 +1364,8 @@ void domains_info(struct domains *domains, const char *key, domains_done_fn done
         json_writer_member_uint(&writer, "memory_kib", definition->current_memory_kib);
         json_writer_member_bool(&writer, "persistent", row.persistent);
         json_writer_member_bool(&writer, "autostart", row.autostart);
+        /* Found running after a daemon restart, journal not replayed yet. */
+        json_writer_member_bool(&writer, "recovering", runtime && runtime->recovering);
         json_writer_key(&writer, "hotplug"); /* devices attaching or detaching */
         json_writer_begin_array(&writer);
         for (size_t i = 0; runtime && i < definition->disk_count; i++) {
@@ -1600,6 +1602,7 @@ struct reconcile {
     size_t device_count;
     char **used_nodes; /* root nodes of block backends attached to a device (query-block) */
     size_t used_count;
+    char report[600]; /* what the journal recovery did, for the "reconciled" event */
     struct reconcile *next; /* in domains->reconciles while the recovery runs */
 };
 
@@ -1648,6 +1651,19 @@ static void reconcile_free_all(struct domains *domains)
     }
 }
 
+/* The reconciliation ended (completely or not): the domain is no longer "recovering", and
+ * subscribers (and tests) learn it from a "reconciled" event. */
+static void reconcile_end(struct reconcile *reconcile)
+{
+    struct runtime *runtime = domains_find_runtime(reconcile->domains, reconcile->uuid);
+    if (runtime && runtime->recovering) {
+        runtime->recovering = false;
+        domains_emit_event(reconcile->domains, runtime->uuid, runtime->name, "reconciled",
+                           reconcile->report[0] ? reconcile->report : "nothing to recover");
+    }
+    reconcile_free(reconcile);
+}
+
 static void reconcile_unlink(struct reconcile *reconcile)
 {
     for (struct reconcile **link = &reconcile->domains->reconciles; *link; link = &(*link)->next) {
@@ -1691,7 +1707,7 @@ static yajl_val reconcile_reply(struct reconcile *reconcile,
         root = NULL;
     }
     if (root == NULL)
-        reconcile_free(reconcile);
+        reconcile_end(reconcile);
     *runtime_out = runtime;
     return root;
 }
@@ -1783,7 +1799,7 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
     size_t device_count = 0;
     if (store_device_list(domains->store, uuid, &devices, &device_count, NULL) < 0) {
         yajl_tree_free(root);
-        reconcile_free(reconcile);
+        reconcile_end(reconcile);
         return;
     }
     char **orphans = NULL;
@@ -1835,7 +1851,7 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
         orphans[i] = NULL;
     }
     free(orphans);
-    reconcile_free(reconcile);
+    reconcile_end(reconcile);
 }
 
 static void on_reconcile_query_block(struct domains *domains, const char *uuid,
@@ -1949,7 +1965,7 @@ static void reconcile_devices(struct reconcile *reconcile)
 {
     struct runtime *runtime = reconcile_runtime(reconcile, NULL, NULL);
     if (runtime == NULL) {
-        reconcile_free(reconcile);
+        reconcile_end(reconcile);
         return;
     }
     runtime_execute(runtime, "query-pci", NULL, 0, on_reconcile_query_pci, reconcile);
@@ -1964,6 +1980,8 @@ static void on_restore_recovered(void *opaque, const struct hotplug_result *resu
         pv_log_warning("hotplug recovery: %s", result->message);
     else if (result->message[0])
         pv_log_info("hotplug recovery: %s", result->message);
+    snprintf(reconcile->report, sizeof(reconcile->report), "%s%s",
+             result->status < 0 ? "recovery incomplete: " : "", result->message);
     reconcile_devices(reconcile);
 }
 
@@ -2030,6 +2048,7 @@ static void restore_one(struct domains *domains, struct store_domain *row)
         runtime->pid = row->pid;
         runtime->start_time = start_time;
         runtime->restored = true;
+        runtime->recovering = true;
         runtime->state = row->state == STORE_DOMAIN_SHUTOFF ? STORE_DOMAIN_RUNNING : row->state;
         if (row->qmp_path)
             snprintf(runtime->qmp_path, sizeof(runtime->qmp_path), "%s", row->qmp_path);

@@ -46,6 +46,7 @@ struct runtime {
     bool stopping; /* runtime_stop in progress */
     bool restored; /* found at daemon start */
     bool started;  /* the guest ran (start completed, or found running) */
+    bool recovering; /* restored: journal recovery and reconciliation not finished yet */
     bool start_failed; /* killed because its start failed: "shut off (failed)" */
     struct event *kill_timer;
     struct waiter *start_waiters;
