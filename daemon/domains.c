@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "device_args.h"
 #include "domain.h"
 #include "domain_alloc.h"
 #include "domains_internal.h"
@@ -1743,11 +1744,12 @@ static void qdev_id_of(const char *qdev, char *out, size_t size)
     }
 }
 
-/* Tells whether `node` is "<alias>-format" or "<alias>-storage" (our naming, vmm_argv.c and
- * hotplug.c); the alias goes to `alias`. */
+/* Tells whether `node` is a disk's format or storage node (our naming, device_args.h); the
+ * alias goes to `alias`. */
 static bool node_alias(const char *node, char *alias, size_t size, bool *format)
 {
-    static const char *const suffixes[] = {"-format", "-storage"};
+    static const char *const suffixes[] = {DEVICE_ARGS_DISK_FORMAT_SUFFIX,
+                                           DEVICE_ARGS_DISK_STORAGE_SUFFIX};
     size_t length = strlen(node);
     for (size_t i = 0; i < 2; i++) {
         size_t suffix = strlen(suffixes[i]);
@@ -1823,7 +1825,7 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
             }
             if (format != (pass == 0))
                 continue;
-            snprintf(format_node, sizeof(format_node), "%s-format", alias);
+            snprintf(format_node, sizeof(format_node), "%s" DEVICE_ARGS_DISK_FORMAT_SUFFIX, alias);
             /* Still in use, or somebody (a job, the live definition) accounts for it. */
             if (string_list_has(reconcile->used_nodes, reconcile->used_count, format_node) ||
                 string_list_has(reconcile->device_ids, reconcile->device_count, alias) ||

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_args.h"
 #include "json_util.h"
 
 struct argv_builder {
@@ -121,97 +122,49 @@ char *vmm_argv_to_string(char *const *argv)
     return text;
 }
 
-/* libvirt's cache modes as (direct, no-flush, write-cache). */
-static void disk_cache_mode(const struct domain_disk *disk, bool *known, bool *direct,
-                            bool *no_flush, bool *write_cache)
+/* One -blockdev/-device JSON object from the builder shared with hot plug (device_args.h). */
+static char *disk_object(const struct domain_disk *disk, int which)
 {
-    *known = disk->cache != NULL;
-    *direct = false;
-    *no_flush = false;
-    *write_cache = true;
-    if (disk->cache == NULL)
-        return;
-    if (strcmp(disk->cache, "none") == 0)
-        *direct = true;
-    else if (strcmp(disk->cache, "writethrough") == 0)
-        *write_cache = false;
-    else if (strcmp(disk->cache, "directsync") == 0) {
-        *direct = true;
-        *write_cache = false;
-    } else if (strcmp(disk->cache, "unsafe") == 0)
-        *no_flush = true;
-}
-
-static void write_cache_object(struct json_writer *writer, const struct domain_disk *disk)
-{
-    bool known, direct, no_flush, write_cache;
-    disk_cache_mode(disk, &known, &direct, &no_flush, &write_cache);
-    if (!known)
-        return;
-    json_writer_key(writer, "cache");
-    json_writer_begin_object(writer);
-    json_writer_member_bool(writer, "direct", direct);
-    json_writer_member_bool(writer, "no-flush", no_flush);
-    json_writer_end_object(writer);
+    char storage[256], format[256];
+    if (!device_args_disk_node_name(storage, sizeof(storage), disk->alias,
+                                    DEVICE_ARGS_DISK_STORAGE_SUFFIX) ||
+        !device_args_disk_node_name(format, sizeof(format), disk->alias,
+                                    DEVICE_ARGS_DISK_FORMAT_SUFFIX))
+        return NULL;
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    int rc;
+    if (which == 0)
+        rc = device_args_disk_storage(&writer, disk, storage);
+    else if (which == 1)
+        rc = device_args_disk_format(&writer, disk, format, storage);
+    else
+        rc = device_args_disk_device(
+            &writer, disk, disk->alias ? disk->alias : "", format,
+            disk->address.type == DOMAIN_ADDRESS_PCI ? (int)disk->address.slot : -1,
+            disk->address.type == DOMAIN_ADDRESS_PCI ? (int)disk->address.function : 0);
+    json_writer_end_object(&writer);
+    if (rc < 0) {
+        json_writer_free(&writer);
+        return NULL;
+    }
+    return json_writer_steal(&writer);
 }
 
 char *vmm_argv_disk_storage_json(const struct domain_disk *disk)
 {
-    struct json_writer writer;
-    json_writer_init(&writer, false);
-    json_writer_begin_object(&writer);
-    json_writer_member_string(&writer, "driver",
-                              disk->type == DOMAIN_DISK_BLOCK ? "host_device" : "file");
-    json_writer_member_string(&writer, "filename", disk->source ? disk->source : "");
-    char node_name[256];
-    snprintf(node_name, sizeof(node_name), "%s-storage", disk->alias ? disk->alias : "");
-    json_writer_member_string(&writer, "node-name", node_name);
-    if (disk->io && strcmp(disk->io, "threads") != 0)
-        json_writer_member_string(&writer, "aio", disk->io);
-    json_writer_member_bool(&writer, "auto-read-only", true);
-    json_writer_member_string(&writer, "discard", "unmap");
-    write_cache_object(&writer, disk);
-    json_writer_end_object(&writer);
-    return json_writer_steal(&writer);
+    return disk_object(disk, 0);
 }
 
 char *vmm_argv_disk_format_json(const struct domain_disk *disk)
 {
-    struct json_writer writer;
-    json_writer_init(&writer, false);
-    json_writer_begin_object(&writer);
-    char node_name[256];
-    snprintf(node_name, sizeof(node_name), "%s-format", disk->alias ? disk->alias : "");
-    json_writer_member_string(&writer, "node-name", node_name);
-    json_writer_member_bool(&writer, "read-only", disk->readonly);
-    write_cache_object(&writer, disk);
-    json_writer_member_string(&writer, "driver", disk->driver_type ? disk->driver_type : "raw");
-    snprintf(node_name, sizeof(node_name), "%s-storage", disk->alias ? disk->alias : "");
-    json_writer_member_string(&writer, "file", node_name);
-    json_writer_end_object(&writer);
-    return json_writer_steal(&writer);
+    return disk_object(disk, 1);
 }
 
-char *vmm_argv_disk_device(const struct domain_disk *disk)
+char *vmm_argv_disk_device_json(const struct domain_disk *disk)
 {
-    char *serial = disk->serial ? escape_commas(disk->serial) : NULL;
-    if (disk->serial && serial == NULL)
-        return NULL;
-    bool known, direct, no_flush, write_cache;
-    disk_cache_mode(disk, &known, &direct, &no_flush, &write_cache);
-    const char *policy = disk->error_policy;
-    if (policy && strcmp(policy, "enospace") == 0)
-        policy = "enospc";
-    char *text = NULL;
-    if (asprintf(&text, "virtio-blk-pci,bus=pci.0,addr=0x%x,drive=%s-format,id=%s%s%s%s%s%s%s%s",
-                 disk->address.slot, disk->alias, disk->alias, serial ? ",serial=" : "",
-                 serial ? serial : "",
-                 known ? (write_cache ? ",write-cache=on" : ",write-cache=off") : "",
-                 policy ? ",werror=" : "", policy ? policy : "", policy ? ",rerror=" : "",
-                 policy ? (strcmp(policy, "enospc") == 0 ? "report" : policy) : "") < 0)
-        text = NULL;
-    free(serial);
-    return text;
+    return disk_object(disk, 2);
 }
 
 static int check_disk(const struct domain_disk *disk, struct pv_error *error)
@@ -228,7 +181,7 @@ static int check_disk(const struct domain_disk *disk, struct pv_error *error)
     if (disk->alias == NULL || disk->address.type != DOMAIN_ADDRESS_PCI)
         return pv_error_set(error, -EINVAL, "internal: disk '%s' has no alias or PCI address",
                             target);
-    return 0;
+    return device_args_disk_check(disk, error);
 }
 
 char **vmm_argv_build(const struct domain_definition *definition,
@@ -321,7 +274,7 @@ char **vmm_argv_build(const struct domain_definition *definition,
         argv_add(&builder, "-blockdev");
         argv_add_owned(&builder, vmm_argv_disk_format_json(disk));
         argv_add(&builder, "-device");
-        argv_add_owned(&builder, vmm_argv_disk_device(disk));
+        argv_add_owned(&builder, vmm_argv_disk_device_json(disk));
     }
     if (builder.failed) {
         if (builder.items) {

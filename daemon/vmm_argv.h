@@ -9,7 +9,9 @@
  *   -mon chardev=charmonitor,id=monitor,mode=control -serial file:SERIAL -pidfile PIDFILE
  *   -kernel K -initrd I -append CMDLINE
  *   per virtio disk: -blockdev {file node "<alias>-storage"} -blockdev {format node
- *   "<alias>-format"} -device virtio-blk-pci,bus=pci.0,addr=0xS,drive=<alias>-format,id=<alias>
+ *   "<alias>-format"} -device {virtio-blk-pci, bus pci.0, addr 0xS, drive <alias>-format,
+ *   id <alias>}, all three JSON objects built by device_args.h, which also builds the QMP
+ *   arguments of a hot-plugged disk: a disk gets the same arguments cold and hot.
  * The node names are the ones the hotplug orchestrator uses, so a cold-plugged disk can be
  * hot-unplugged with the same sequence. -S: the daemon sends "cont" once QMP is connected.
  * No -no-shutdown: the VMM exits when the guest powers off (exit status 0 = shut off).
@@ -35,10 +37,11 @@ void vmm_argv_free(char **argv);
 /* The argv as one shell-like line (for logs), malloc'd. */
 char *vmm_argv_to_string(char *const *argv);
 
-/* The -blockdev JSON of a disk's protocol ("file") node and format node, and the -device
- * option string; malloc'd, NULL on allocation failure. Shared with tests. */
+/* The -blockdev JSON of a disk's protocol ("file") node and format node, and its -device
+ * JSON (device_args.h); malloc'd, NULL on allocation failure or a value device_args refuses.
+ * Shared with tests. */
 char *vmm_argv_disk_storage_json(const struct domain_disk *disk);
 char *vmm_argv_disk_format_json(const struct domain_disk *disk);
-char *vmm_argv_disk_device(const struct domain_disk *disk);
+char *vmm_argv_disk_device_json(const struct domain_disk *disk);
 
 #endif

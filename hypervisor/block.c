@@ -773,6 +773,13 @@ bool block_backend_is_read_only(struct block_backend *backend)
     return backend && backend->root && backend->root->read_only;
 }
 
+void block_backend_set_writeback(struct block_backend *backend, bool writeback)
+{
+    pthread_rwlock_wrlock(&backend->lock);
+    backend->writeback = writeback;
+    pthread_rwlock_unlock(&backend->lock);
+}
+
 uint64_t block_backend_length(struct block_backend *backend)
 {
     pthread_rwlock_rdlock(&backend->lock);

@@ -80,6 +80,9 @@ void block_backend_release(struct block_backend *backend);
 
 bool block_backend_is_inserted(struct block_backend *backend);
 bool block_backend_is_read_only(struct block_backend *backend);
+/* QEMU's blk_set_enable_write_cache: false makes every write reach the disk before it
+ * completes (write-through). Set before the device runs. */
+void block_backend_set_writeback(struct block_backend *backend, bool writeback);
 /* Size in bytes (0 when nothing is inserted). */
 uint64_t block_backend_length(struct block_backend *backend);
 

@@ -90,6 +90,13 @@ int virtio_blk_options_from_qemu(struct qemu_options *options,
         (status = qemu_options_get_bool(options, "write-zeroes", true, &blk_options->write_zeroes,
                                         error)) < 0)
         return status;
+    const char *write_cache = qemu_options_get(options, "write-cache");
+    if (write_cache && strcmp(write_cache, "auto") != 0) {
+        if (strcmp(write_cache, "on") != 0 && strcmp(write_cache, "off") != 0)
+            return pv_error_set(error, -EINVAL,
+                                "Parameter 'write-cache' does not accept value '%s'", write_cache);
+        blk_options->write_cache = strcmp(write_cache, "on") == 0 ? 1 : 2;
+    }
     /* Properties QEMU has that change nothing here. */
     static const char *const ignored[] = {"config-wce",
                                           "scsi",
@@ -358,6 +365,8 @@ struct virtio_blk *virtio_blk_new(const struct virtio_blk_options *options, stru
         free(blk);
         return NULL;
     }
+    if (options->write_cache)
+        block_backend_set_writeback(blk->backend, options->write_cache == 1);
     if (options->serial)
         snprintf(blk->serial, sizeof(blk->serial), "%.*s", VIRTIO_BLK_SERIAL_BYTES,
                  options->serial);

@@ -35,6 +35,7 @@ struct virtio_blk_options {
     unsigned queue_size;             /* 0: 256 */
     bool discard;                    /* offer DISCARD (QEMU's default: on) */
     bool write_zeroes;               /* offer WRITE_ZEROES (default on) */
+    int write_cache;                 /* write-cache: 0 auto (the drive's), 1 on, 2 off */
 };
 
 /* Defaults, then the virtio-blk-pci properties found in `options` (drive,

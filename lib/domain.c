@@ -83,6 +83,7 @@ void domain_disk_clear(struct domain_disk *disk)
     free(disk->cache);
     free(disk->io);
     free(disk->error_policy);
+    free(disk->rerror_policy);
     free(disk->source);
     free(disk->target_dev);
     free(disk->serial);
@@ -244,9 +245,9 @@ static int disk_copy(struct domain_disk *to, const struct domain_disk *from)
 {
     *to = *from;
     bool ok = true;
-    char **fields[] = {&to->driver_name, &to->driver_type,  &to->cache,
-                       &to->io,          &to->error_policy, &to->source,
-                       &to->target_dev,  &to->serial,       &to->alias};
+    char **fields[] = {&to->driver_name,  &to->driver_type,   &to->cache,  &to->io,
+                       &to->error_policy, &to->rerror_policy, &to->source, &to->target_dev,
+                       &to->serial,       &to->alias};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         ok &= duplicate_string(fields[i]);
     if (!ok) {

@@ -53,13 +53,14 @@ const char *domain_hotplug_state_name(enum domain_hotplug_state state); /* "atta
 struct domain_disk {
     enum domain_disk_type type;
     enum domain_disk_device device;
-    char *driver_name;  /* <driver name='qemu'> */
-    char *driver_type;  /* 'raw' (default) | 'qcow2' */
-    char *cache;        /* none|writeback|writethrough|directsync|unsafe or NULL */
-    char *io;           /* threads|native|io_uring or NULL */
-    char *error_policy; /* stop|report|ignore|enospace or NULL */
-    char *source;       /* <source file=> or <source dev=> */
-    char *target_dev;   /* <target dev='vdb'> */
+    char *driver_name;   /* <driver name='qemu'> */
+    char *driver_type;   /* 'raw' (default) | 'qcow2' */
+    char *cache;         /* none|writeback|writethrough|directsync|unsafe or NULL */
+    char *io;            /* threads|native|io_uring or NULL */
+    char *error_policy;  /* stop|report|ignore|enospace or NULL */
+    char *rerror_policy; /* stop|report|ignore or NULL: reads (default: error_policy) */
+    char *source;        /* <source file=> or <source dev=> */
+    char *target_dev;    /* <target dev='vdb'> */
     enum domain_disk_bus target_bus;
     char *serial;
     bool readonly;

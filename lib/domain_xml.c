@@ -211,9 +211,11 @@ static const struct unsupported_attribute unsupported_attributes[] = {
     {"disk", "target", "bus", "ide|sata|usb|sd|fdc|xen|uml", "use bus='virtio' or bus='scsi'"},
     {"disk", "target", "tray|removable|rotation_rate", NULL, NULL},
     {"disk", "driver",
-     "discard|detect_zeroes|iothread|queues|queue_size|rerror_policy|copy_on_read|event_idx|"
-     "ioeventfd|metadata_cache|discard_no_unref|statistics",
+     "discard|detect_zeroes|iothread|queues|queue_size|copy_on_read|event_idx|ioeventfd|"
+     "metadata_cache|discard_no_unref|statistics",
      NULL, NULL},
+    {"disk", "driver", "rerror_policy", "enospace",
+     "QEMU has no read error policy 'enospc' (libvirt's schema refuses it too)"},
     {"disk", "source", "startupPolicy", NULL, NULL},
     {"devices", "interface", "type",
      "user|direct|vhostuser|hostdev|mcast|server|client|udp|vdpa|null|vds|internal", NULL},
@@ -744,6 +746,7 @@ static int map_disk(struct mapper *mapper, xmlNodePtr node, struct domain_disk *
     if (!attribute_is(driver, "io", "default"))
         disk->io = attribute(mapper, driver, "io");
     disk->error_policy = attribute(mapper, driver, "error_policy");
+    disk->rerror_policy = attribute(mapper, driver, "rerror_policy");
 
     xmlNodePtr target = first_child(node, "target");
     disk->target_dev = attribute(mapper, target, "dev");
@@ -1386,13 +1389,15 @@ static void write_disk(FILE *out, int level, const struct domain_disk *disk, boo
     write_attribute(out, "type", domain_disk_type_name(disk->type));
     write_attribute(out, "device", domain_disk_device_name(disk->device));
     fputs(">\n", out);
-    if (disk->driver_name || disk->driver_type || disk->cache || disk->io || disk->error_policy) {
+    if (disk->driver_name || disk->driver_type || disk->cache || disk->io || disk->error_policy ||
+        disk->rerror_policy) {
         write_indent(out, level + 1);
         fputs("<driver", out);
         write_attribute(out, "name", disk->driver_name);
         write_attribute(out, "type", disk->driver_type);
         write_attribute(out, "cache", disk->cache);
         write_attribute(out, "error_policy", disk->error_policy);
+        write_attribute(out, "rerror_policy", disk->rerror_policy);
         write_attribute(out, "io", disk->io);
         fputs("/>\n", out);
     }

@@ -187,6 +187,7 @@ Test(domain_xml, full_example_fields)
     cr_assert_str_eq(root->cache, "none");
     cr_assert_str_eq(root->io, "native");
     cr_assert_str_eq(root->error_policy, "stop");
+    cr_assert_str_eq(root->rerror_policy, "report");
     cr_assert_str_eq(root->source, "/var/lib/plugvirt/images/root.qcow2");
     cr_assert_str_eq(root->target_dev, "vda");
     cr_assert_eq(root->target_bus, DOMAIN_DISK_BUS_VIRTIO);
@@ -327,6 +328,10 @@ static void expect_message(const char *file, const char *expected)
 Test(domain_xml, precise_messages)
 {
     expect_message("extra-content-invalid.xml", "line 12: Element disk has extra content: foo");
+    expect_message("disk-rerror-enospace-unsupported.xml",
+                   "unsupported: <driver rerror_policy='enospace'> (line 10) is not supported by "
+                   "plugvirt: QEMU has no read error policy 'enospc' (libvirt's schema refuses it "
+                   "too)");
     expect_message("video-unsupported.xml",
                    "unsupported: <video> (line 9) is not supported by plugvirt");
     expect_message("duplicate-target-invalid.xml", "line 13: disk target 'vda' is already used");

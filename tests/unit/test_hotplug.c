@@ -286,17 +286,20 @@ Test(hotplug, attach_sends_the_sequence_and_records_the_device)
     cr_assert_str_eq(commands_since(&side_a, 0),
                      "blockdev-add virtio-disk1-storage | blockdev-add virtio-disk1-format | "
                      "device_add virtio-disk1");
+    /* The arguments come from device_args.h, like the cold-plugged disk's (test_device_args). */
     cr_assert_str_eq(fake_qmp_peer_arguments(side_a.peer, 0),
-                     "{\"driver\": \"file\", \"node-name\": \"virtio-disk1-storage\", "
-                     "\"filename\": \"/var/lib/images/data.img\", \"read-only\": false, "
-                     "\"cache\": {\"direct\": true}, \"aio\": \"native\"}");
+                     "{\"driver\": \"file\", \"filename\": \"/var/lib/images/data.img\", "
+                     "\"node-name\": \"virtio-disk1-storage\", \"aio\": \"native\", "
+                     "\"auto-read-only\": true, \"discard\": \"unmap\", \"cache\": "
+                     "{\"direct\": true, \"no-flush\": false}}");
     cr_assert_str_eq(fake_qmp_peer_arguments(side_a.peer, 1),
-                     "{\"driver\": \"raw\", \"node-name\": \"virtio-disk1-format\", \"file\": "
-                     "\"virtio-disk1-storage\", \"read-only\": false}");
+                     "{\"node-name\": \"virtio-disk1-format\", \"read-only\": false, "
+                     "\"cache\": {\"direct\": true, \"no-flush\": false}, \"driver\": "
+                     "\"raw\", \"file\": \"virtio-disk1-storage\"}");
     cr_assert_str_eq(fake_qmp_peer_arguments(side_a.peer, 2),
-                     "{\"driver\": \"virtio-blk-pci\", \"id\": \"virtio-disk1\", \"drive\": "
-                     "\"virtio-disk1-format\", \"addr\": \"0x5\", \"bus\": \"pci.0\", "
-                     "\"serial\": \"SERIAL1\"}");
+                     "{\"driver\": \"virtio-blk-pci\", \"bus\": \"pci.0\", \"addr\": "
+                     "\"0x5\", \"drive\": \"virtio-disk1-format\", \"id\": \"virtio-disk1\", "
+                     "\"write-cache\": \"on\", \"serial\": \"SERIAL1\"}");
     char data[512];
     cr_assert_str_eq(device_state(UUID_A, "vdb", data, sizeof(data)), "attached");
     cr_assert(strstr(data, "\"format\": \"virtio-disk1-format\""), "%s", data);

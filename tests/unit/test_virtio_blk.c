@@ -601,3 +601,33 @@ Test(virtio_blk, options_from_the_command_line)
     cr_assert_str_eq(error.message, "Property 'virtio-blk-pci.drive' can't find value 'nothing'");
     qemu_options_free(&options);
 }
+
+/* libvirt sets write-cache on every disk with a <driver cache=> (device_args.h). */
+Test(virtio_blk, write_cache_property_like_qemu)
+{
+    static const struct {
+        const char *text;
+        int write_cache;
+    } cases[] = {{"drive=d", 0},
+                 {"drive=d,write-cache=auto", 0},
+                 {"drive=d,write-cache=on", 1},
+                 {"drive=d,write-cache=off", 2}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct qemu_options options;
+        cr_assert_eq(qemu_options_parse(&options, cases[i].text, NULL, 0, NULL), 0);
+        struct virtio_blk_options blk_options = {.block_layer = layer};
+        struct pv_error error = {0};
+        cr_assert_eq(virtio_blk_options_from_qemu(&options, &blk_options, &error), 0, "%s",
+                     error.message);
+        cr_assert_eq(blk_options.write_cache, cases[i].write_cache, "%s", cases[i].text);
+        cr_assert_eq(qemu_options_check_unused(&options, &error), 0, "%s", error.message);
+        qemu_options_free(&options);
+    }
+    struct qemu_options options;
+    cr_assert_eq(qemu_options_parse(&options, "drive=d,write-cache=maybe", NULL, 0, NULL), 0);
+    struct virtio_blk_options blk_options = {.block_layer = layer};
+    struct pv_error error = {0};
+    cr_assert_eq(virtio_blk_options_from_qemu(&options, &blk_options, &error), -EINVAL);
+    cr_assert_str_eq(error.message, "Parameter 'write-cache' does not accept value 'maybe'");
+    qemu_options_free(&options);
+}

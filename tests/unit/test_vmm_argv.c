@@ -118,8 +118,9 @@ Test(vmm_argv, disks_use_the_hotplug_node_names)
                             "\"driver\": \"raw\", \"file\": \"virtio-disk0-storage\"}"),
                   0);
     cr_assert_geq(find_pair(argv, "-device",
-                            "virtio-blk-pci,bus=pci.0,addr=0x3,drive=virtio-disk0-format,"
-                            "id=virtio-disk0"),
+                            "{\"driver\": \"virtio-blk-pci\", \"bus\": \"pci.0\", \"addr\": "
+                            "\"0x3\", \"drive\": \"virtio-disk0-format\", \"id\": "
+                            "\"virtio-disk0\"}"),
                   0);
     cr_assert_geq(find_pair(argv, "-blockdev",
                             "{\"driver\": \"host_device\", \"filename\": \"/dev/sdz\", "
@@ -132,18 +133,17 @@ Test(vmm_argv, disks_use_the_hotplug_node_names)
                             "\"cache\": {\"direct\": true, \"no-flush\": false}, \"driver\": "
                             "\"qcow2\", \"file\": \"virtio-disk1-storage\"}"),
                   0);
-    /* The serial's comma is doubled (QemuOpts escaping). */
-    cr_assert_geq(find_pair(argv, "-device",
-                            "virtio-blk-pci,bus=pci.0,addr=0xa,drive=virtio-disk1-format,"
-                            "id=virtio-disk1,serial=SER,,1,write-cache=on"),
-                  0);
+    /* JSON -device: the serial's comma needs no QemuOpts escaping. */
+    const char *vdb = "{\"driver\": \"virtio-blk-pci\", \"bus\": \"pci.0\", \"addr\": \"0xa\", "
+                      "\"drive\": \"virtio-disk1-format\", \"id\": \"virtio-disk1\", "
+                      "\"write-cache\": \"on\", \"serial\": \"SER,1\"}";
+    cr_assert_geq(find_pair(argv, "-device", vdb), 0);
     /* Disk order is the definition's: vda's -device comes before vdb's. */
     cr_assert_lt(find_pair(argv, "-device",
-                           "virtio-blk-pci,bus=pci.0,addr=0x3,drive=virtio-disk0-format,"
-                           "id=virtio-disk0"),
-                 find_pair(argv, "-device",
-                           "virtio-blk-pci,bus=pci.0,addr=0xa,drive=virtio-disk1-format,"
-                           "id=virtio-disk1,serial=SER,,1,write-cache=on"));
+                           "{\"driver\": \"virtio-blk-pci\", \"bus\": \"pci.0\", \"addr\": "
+                           "\"0x3\", \"drive\": \"virtio-disk0-format\", \"id\": "
+                           "\"virtio-disk0\"}"),
+                 find_pair(argv, "-device", vdb));
     vmm_argv_free(argv);
 }
 
