@@ -103,33 +103,17 @@ static int disk_build_format(const struct domain_device *device, const struct ho
     return device_args_disk_format(arguments, &device->disk, names->objects[1], names->objects[0]);
 }
 
-static void write_pci_address(const struct hotplug_names *names, struct json_writer *arguments)
-{
-    if (names->slot < 0)
-        return;
-    char address[16];
-    if (names->function)
-        snprintf(address, sizeof(address), "0x%x.0x%x", names->slot, names->function);
-    else
-        snprintf(address, sizeof(address), "0x%x", names->slot);
-    json_writer_member_string(arguments, "addr", address);
-    json_writer_member_string(arguments, "bus", "pci.0");
-}
-
 static int disk_build_device(const struct domain_device *device, const struct hotplug_names *names,
                              struct json_writer *arguments)
 {
-    /* device_args writes the PCI address itself; write_pci_address stays for the other kinds
-     * (this reference keeps -Wunused-function quiet until one uses it). */
-    (void)write_pci_address;
     return device_args_disk_device(arguments, &device->disk, names->alias, names->objects[1],
                                    names->slot, names->function);
 }
 
 static const struct hotplug_step disk_steps[] = {
-    {"blockdev-add", "-storage", HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage, "blockdev-del",
+    {"blockdev-add", DEVICE_ARGS_DISK_STORAGE_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage, "blockdev-del",
      "node-name"},
-    {"blockdev-add", "-format", HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format, "blockdev-del",
+    {"blockdev-add", DEVICE_ARGS_DISK_FORMAT_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format, "blockdev-del",
      "node-name"},
     {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id"},
 };
@@ -792,7 +776,18 @@ static void step_run(struct hotplug_job *job)
         struct json_writer arguments;
         json_writer_init(&arguments, false);
         json_writer_begin_object(&arguments);
-        step->build(job->device, &job->names, &arguments);
+        if (step->build(job->device, &job->names, &arguments) < 0) {
+            /* Nothing was sent for this step: undo the ones before it. */
+            json_writer_free(&arguments);
+            job->failed = true;
+            result_set(&job->result, -EINVAL, "internal", NULL, step->command,
+                       "%s %s: cannot build the arguments of %s %s", job->kind,
+                       job->names.target, step->command, job->names.objects[job->index]);
+            job->phase = PHASE_UNDO;
+            job->index--;
+            step_run(job);
+            return;
+        }
         send_step(job, step->command, &arguments);
         return;
     }

@@ -226,7 +226,7 @@ static size_t hot_attach(const struct domain_disk *disk)
     struct domain_device device = {.kind = DOMAIN_DEVICE_DISK, .disk = *disk};
     struct outcome outcome = {0};
     struct pv_error error = {0};
-    cr_assert_eq(hotplug_attach(manager, UUID, qmp, &device, on_done, &outcome, &error), 0, "%s",
+    cr_assert_eq(hotplug_attach(manager, UUID, qmp, &device, 0, on_done, &outcome, &error), 0, "%s",
                  error.message);
     cr_assert(fake_qmp_run_until(base, &outcome.calls, 1, 5000));
     cr_assert_eq(outcome.result.status, 0, "%s: %s %s", disk->target_dev, outcome.result.code,
@@ -244,7 +244,7 @@ static void hot_detach(const struct domain_disk *disk)
     struct domain_device device = {.kind = DOMAIN_DEVICE_DISK, .disk = *disk};
     struct outcome outcome = {0};
     struct pv_error error = {0};
-    cr_assert_eq(hotplug_detach(manager, UUID, qmp, &device, -1, on_done, &outcome, &error), 0,
+    cr_assert_eq(hotplug_detach(manager, UUID, qmp, &device, 0, -1, on_done, &outcome, &error), 0,
                  "%s", error.message);
     cr_assert(fake_qmp_run_until(base, &outcome.calls, 1, 5000));
     cr_assert_eq(outcome.result.status, 0, "%s", outcome.result.message);
