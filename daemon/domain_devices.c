@@ -161,9 +161,8 @@ static int allocate_disk(struct domain_definition *live, struct domain_definitio
     domain_collect_used_slots(persistent, used);
     struct domain_address *address = &disk->address;
     if (address->type == DOMAIN_ADDRESS_PCI) {
-        if (address->bus != 0 || address->function != 0 ||
-            address->slot < DOMAIN_FIRST_PCI_SLOT || address->slot > DOMAIN_LAST_PCI_SLOT ||
-            used[address->slot])
+        if (address->bus != 0 || address->function != 0 || address->slot < DOMAIN_FIRST_PCI_SLOT ||
+            address->slot > DOMAIN_LAST_PCI_SLOT || used[address->slot])
             return pv_error_set(error, -EBUSY, "PCI address %04x:%02x:%02x.%x is not free",
                                 address->domain, address->bus, address->slot, address->function);
         return 0;

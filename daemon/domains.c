@@ -46,7 +46,8 @@ void domains_reply_ok(domains_done_fn done, void *opaque, const char *json)
     done(opaque, &result);
 }
 
-void domains_reply_error(domains_done_fn done, void *opaque, const char *code, const char *format, ...)
+void domains_reply_error(domains_done_fn done, void *opaque, const char *code, const char *format,
+                         ...)
 {
     char message[1024];
     va_list arguments;
@@ -81,7 +82,7 @@ static const char *store_error_code(int status)
 /* ------------------------------------------------------------------- events --- */
 
 void domains_emit_event(struct domains *domains, const char *uuid, const char *name,
-                       const char *type, const char *detail)
+                        const char *type, const char *detail)
 {
     struct pv_error error = {0};
     if (store_event_add(domains->store, uuid, type, detail, &error) < 0)
@@ -127,7 +128,7 @@ struct runtime *domains_find_runtime(struct domains *domains, const char *uuid)
 
 /* Looks the domain up; on failure replies and returns < 0. */
 int domains_lookup(struct domains *domains, const char *key, struct store_domain *out,
-                  domains_done_fn done, void *opaque)
+                   domains_done_fn done, void *opaque)
 {
     struct pv_error error = {0};
     if (key == NULL || *key == '\0') {
@@ -138,9 +139,9 @@ int domains_lookup(struct domains *domains, const char *key, struct store_domain
     if (rc < 0) {
         if (rc == -ENOENT)
             domains_reply_error(done, opaque, "no-domain",
-                        "Domain not found: no domain with matching "
-                        "name or uuid '%s'",
-                        key);
+                                "Domain not found: no domain with matching "
+                                "name or uuid '%s'",
+                                key);
         else
             domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
     }
@@ -148,7 +149,7 @@ int domains_lookup(struct domains *domains, const char *key, struct store_domain
 }
 
 struct domain_definition *domains_parse_definition(struct domains *domains, const char *xml,
-                                                  struct pv_error *error)
+                                                   struct pv_error *error)
 {
     if (xml == NULL) {
         pv_error_set(error, -EINVAL, "no XML");
@@ -237,7 +238,7 @@ static void domain_directory(struct domains *domains, const char *name, char *ou
 /* Writes the runtime's live definition (and optionally a new persistent one) into the
  * store in one transaction (store_domain_put is one). */
 int domains_save(struct domains *domains, struct runtime *runtime,
-                       const struct domain_definition *persistent, struct pv_error *error)
+                 const struct domain_definition *persistent, struct pv_error *error)
 {
     const char *uuid = runtime ? runtime->uuid : persistent->uuid;
     struct store_domain row;
@@ -672,12 +673,14 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
         store_domain_clear(&by_name);
     int rc = 0;
     if (uuid_known && strcmp(by_uuid.name, definition->name) != 0) {
-        domains_reply_error(done, opaque, "domain-exists", "domain '%s' is already defined with uuid %s",
-                    by_uuid.name, definition->uuid);
+        domains_reply_error(done, opaque, "domain-exists",
+                            "domain '%s' is already defined with uuid %s", by_uuid.name,
+                            definition->uuid);
         rc = -EEXIST;
     } else if (!uuid_known && name_known) {
-        domains_reply_error(done, opaque, "domain-exists", "domain '%s' already exists with uuid %s",
-                    definition->name, by_name.uuid);
+        domains_reply_error(done, opaque, "domain-exists",
+                            "domain '%s' already exists with uuid %s", definition->name,
+                            by_name.uuid);
         rc = -EEXIST;
     }
     if (rc == 0) {
@@ -708,7 +711,7 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
             domains_reply_error(done, opaque, "domain-exists", "%s", error.message);
         } else {
             domains_emit_event(domains, definition->uuid, definition->name, "lifecycle",
-                       uuid_known ? "defined: updated" : "defined: added");
+                               uuid_known ? "defined: updated" : "defined: added");
             struct json_writer writer;
             json_writer_init(&writer, false);
             json_writer_begin_object(&writer);
@@ -769,9 +772,9 @@ void domains_undefine(struct domains *domains, const char *key, bool managed, do
     struct runtime *runtime = domains_find_runtime(domains, row.uuid);
     if (runtime && !managed) {
         domains_reply_error(done, opaque, "already-running",
-                    "Requested operation is not valid: domain '%s' is running; destroy it "
-                    "first or undefine with managed",
-                    row.name);
+                            "Requested operation is not valid: domain '%s' is running; destroy it "
+                            "first or undefine with managed",
+                            row.name);
     } else if (runtime) {
         struct undefine_request *request = calloc(1, sizeof(*request));
         if (request == NULL) {
@@ -1009,7 +1012,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     char **argv = NULL;
     if (domains_find_runtime(domains, row.uuid)) {
         domains_reply_error(done, opaque, "already-running",
-                    "Requested operation is not valid: domain is already running");
+                            "Requested operation is not valid: domain is already running");
         goto out;
     }
     if (row.persistent_xml == NULL) {
@@ -1018,17 +1021,19 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     }
     definition = domains_parse_definition(domains, row.persistent_xml, &error);
     if (definition == NULL) {
-        domains_reply_error(done, opaque, domains_xml_error_code(&error), "stored definition: %s", error.message);
+        domains_reply_error(done, opaque, domains_xml_error_code(&error), "stored definition: %s",
+                            error.message);
         goto out;
     }
-    if (domain_assign_addresses(definition, &error) < 0 || domain_assign_aliases(definition, &error) < 0) {
+    if (domain_assign_addresses(definition, &error) < 0 ||
+        domain_assign_aliases(definition, &error) < 0) {
         domains_reply_error(done, opaque, "invalid-argument", "%s", error.message);
         goto out;
     }
     const char *emulator = definition->emulator ? definition->emulator : domains->config->vmm_path;
     if (emulator == NULL || access(emulator, X_OK) < 0) {
         domains_reply_error(done, opaque, "preflight-failed", "emulator '%s' is not executable: %s",
-                    emulator ? emulator : "(none)", strerror(errno));
+                            emulator ? emulator : "(none)", strerror(errno));
         goto out;
     }
     for (size_t i = 0; i < definition->disk_count; i++) {
@@ -1047,7 +1052,8 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     domain_directory(domains, row.name, directory, sizeof(directory));
     int rc = make_directory(directory, 0700);
     if (rc < 0) {
-        domains_reply_error(done, opaque, "internal", "cannot create %s: %s", directory, strerror(-rc));
+        domains_reply_error(done, opaque, "internal", "cannot create %s: %s", directory,
+                            strerror(-rc));
         goto out;
     }
     unlink(runtime->qmp_path);
@@ -1063,8 +1069,9 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     argv = vmm_argv_build(definition, &paths, &error);
     if (argv == NULL) {
         domains_reply_error(done, opaque,
-                    strncmp(error.message, "unsupported", 11) == 0 ? "unsupported" : "internal",
-                    "%s", error.message);
+                            strncmp(error.message, "unsupported", 11) == 0 ? "unsupported"
+                                                                           : "internal",
+                            "%s", error.message);
         goto out;
     }
     char *line = vmm_argv_to_string(argv);
@@ -1172,8 +1179,8 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *opaque)
     }
     event_free(waiter->timer);
     domains_reply_error(waiter->done, waiter->opaque, "timeout",
-                "the guest did not shut down in time (domain '%s' is still running)",
-                runtime->name);
+                        "the guest did not shut down in time (domain '%s' is still running)",
+                        runtime->name);
     free(waiter);
 }
 
@@ -1330,7 +1337,8 @@ static struct domain_definition *current_definition(struct domains *domains,
     }
     struct pv_error error = {0};
     *owned = true;
-    struct domain_definition *definition = domains_parse_definition(domains, row->persistent_xml, &error);
+    struct domain_definition *definition =
+        domains_parse_definition(domains, row->persistent_xml, &error);
     if (definition == NULL)
         domains_reply_error(done, opaque, "internal", "stored definition: %s", error.message);
     return definition;
@@ -1436,7 +1444,7 @@ void domains_xml(struct domains *domains, const char *key, bool inactive, domain
         xml = row.persistent_xml ? strdup(row.persistent_xml) : NULL;
     if (xml == NULL) {
         domains_reply_error(done, opaque, "internal", "%s",
-                    error.message[0] ? error.message : "no definition");
+                            error.message[0] ? error.message : "no definition");
     } else {
         struct json_writer writer;
         json_writer_init(&writer, false);
@@ -1566,8 +1574,8 @@ void domains_monitor_command(struct domains *domains, const char *key, const cha
     const char *execute = root ? json_get_string(root, "execute") : NULL;
     if (execute == NULL) {
         domains_reply_error(done, opaque, "invalid-argument",
-                    "the command must be a QMP command object {\"execute\": ...}%s%s",
-                    root ? "" : ": ", root ? "" : error.message);
+                            "the command must be a QMP command object {\"execute\": ...}%s%s",
+                            root ? "" : ": ", root ? "" : error.message);
         free(request);
         if (root)
             yajl_tree_free(root);
@@ -1603,7 +1611,7 @@ struct reconcile {
     size_t device_count;
     char **used_nodes; /* root nodes of block backends attached to a device (query-block) */
     size_t used_count;
-    char report[600]; /* what the journal recovery did, for the "reconciled" event */
+    char report[600];       /* what the journal recovery did, for the "reconciled" event */
     struct reconcile *next; /* in domains->reconciles while the recovery runs */
 };
 
@@ -1942,7 +1950,8 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
                         device->disk.alias = strdup(ids[j]);
                     if (domain_definition_add_device(runtime->live, device, NULL) == 0) {
                         changed = true;
-                        domains_emit_event(domains, runtime->uuid, runtime->name, "device-added", ids[j]);
+                        domains_emit_event(domains, runtime->uuid, runtime->name, "device-added",
+                                           ids[j]);
                     }
                 }
                 if (device)
@@ -2023,7 +2032,7 @@ static void on_reconcile_status(struct domains *domains, const char *uuid,
 static void reconcile_after_restore(struct runtime *runtime)
 {
     domains_emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle",
-               "reconnected: the VMM survived the daemon restart");
+                       "reconnected: the VMM survived the daemon restart");
     runtime_execute(runtime, "query-status", NULL, 0, on_reconcile_status, NULL);
 }
 
@@ -2082,8 +2091,9 @@ static void restore_one(struct domains *domains, struct store_domain *row)
         store_device_delete_all(domains->store, row->uuid, NULL);
         finish_jobs_of(domains, row->uuid);
         set_stop_reason(domains, row->uuid, "unknown");
-        domains_emit_event(domains, row->uuid, row->name, "lifecycle",
-                   "stopped: the VMM is gone, exit status unknown (the daemon was restarted)");
+        domains_emit_event(
+            domains, row->uuid, row->name, "lifecycle",
+            "stopped: the VMM is gone, exit status unknown (the daemon was restarted)");
     }
 }
 

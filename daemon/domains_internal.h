@@ -43,10 +43,10 @@ struct runtime {
     enum store_domain_state state;
     bool guest_shutdown; /* SHUTDOWN event seen */
     bool destroying;
-    bool stopping; /* runtime_stop in progress */
-    bool restored; /* found at daemon start */
-    bool started;  /* the guest ran (start completed, or found running) */
-    bool recovering; /* restored: journal recovery and reconciliation not finished yet */
+    bool stopping;     /* runtime_stop in progress */
+    bool restored;     /* found at daemon start */
+    bool started;      /* the guest ran (start completed, or found running) */
+    bool recovering;   /* restored: journal recovery and reconciliation not finished yet */
     bool start_failed; /* killed because its start failed: "shut off (failed)" */
     struct event *kill_timer;
     struct waiter *start_waiters;

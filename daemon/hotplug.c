@@ -111,10 +111,10 @@ static int disk_build_device(const struct domain_device *device, const struct ho
 }
 
 static const struct hotplug_step disk_steps[] = {
-    {"blockdev-add", DEVICE_ARGS_DISK_STORAGE_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage, "blockdev-del",
-     "node-name"},
-    {"blockdev-add", DEVICE_ARGS_DISK_FORMAT_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format, "blockdev-del",
-     "node-name"},
+    {"blockdev-add", DEVICE_ARGS_DISK_STORAGE_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage,
+     "blockdev-del", "node-name"},
+    {"blockdev-add", DEVICE_ARGS_DISK_FORMAT_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format,
+     "blockdev-del", "node-name"},
     {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id"},
 };
 
@@ -483,8 +483,8 @@ static void test_abort_at(struct hotplug_job *job, const char *point)
 
 static const char *change_name(enum hotplug_change change)
 {
-    static const char *const names[] = {"attach-begin",   "attach-done",   "attach-undone",
-                                        "detach-begin",   "detach-pending", "detach-done",
+    static const char *const names[] = {"attach-begin",  "attach-done",    "attach-undone",
+                                        "detach-begin",  "detach-pending", "detach-done",
                                         "detach-refused"};
     return names[change];
 }
@@ -521,8 +521,8 @@ static int job_commit_in_transaction(struct store *store, void *arg, struct pv_e
     if (rc == 0 && commit->journal == JOURNAL_BEGIN)
         rc = journal_begin_in(job, error);
     else if (rc == 0 && commit->journal >= 0 && job->journal_id >= 0)
-        rc = store_job_finish(store, job->journal_id, (enum store_job_status)commit->journal,
-                              error);
+        rc =
+            store_job_finish(store, job->journal_id, (enum store_job_status)commit->journal, error);
     return rc;
 }
 
@@ -532,8 +532,8 @@ static int job_commit(struct hotplug_job *job, enum hotplug_change change, int r
 {
     struct job_commit commit = {job, change, row, journal};
     struct pv_error error = {0};
-    int rc = store_transaction(job->domain->manager->store, job_commit_in_transaction, &commit,
-                               &error);
+    int rc =
+        store_transaction(job->domain->manager->store, job_commit_in_transaction, &commit, &error);
     if (rc < 0) {
         pv_log_error("hotplug %s %s: cannot record %s: %s", job->kind, job->names.target,
                      change_name(change), error.message);
@@ -781,8 +781,8 @@ static void step_run(struct hotplug_job *job)
             json_writer_free(&arguments);
             job->failed = true;
             result_set(&job->result, -EINVAL, "internal", NULL, step->command,
-                       "%s %s: cannot build the arguments of %s %s", job->kind,
-                       job->names.target, step->command, job->names.objects[job->index]);
+                       "%s %s: cannot build the arguments of %s %s", job->kind, job->names.target,
+                       step->command, job->names.objects[job->index]);
             job->phase = PHASE_UNDO;
             job->index--;
             step_run(job);
@@ -930,8 +930,8 @@ static int job_describe(struct hotplug_job *job, bool attach)
     struct pv_error error = {0};
     memset(&job->names, 0, sizeof(job->names));
     if (job->sequence->describe(job->device, attach, &job->names, &error) < 0) {
-        result_set(&job->result, error.code ? error.code : -EINVAL, "preflight-failed", NULL,
-                   NULL, "%s", error.message);
+        result_set(&job->result, error.code ? error.code : -EINVAL, "preflight-failed", NULL, NULL,
+                   "%s", error.message);
         return -EINVAL;
     }
     names_fill_objects(job->sequence, &job->names);
@@ -944,8 +944,8 @@ static int job_begin(struct hotplug_job *job, enum hotplug_change change,
 {
     struct job_commit commit = {job, change, row, JOURNAL_BEGIN};
     struct pv_error error = {0};
-    int rc = store_transaction(job->domain->manager->store, job_commit_in_transaction, &commit,
-                               &error);
+    int rc =
+        store_transaction(job->domain->manager->store, job_commit_in_transaction, &commit, &error);
     if (rc < 0) {
         job->journal_id = -1;
         result_set(&job->result, rc, "internal", NULL, NULL, "%s %s: cannot journal the job: %s",
@@ -1441,8 +1441,8 @@ int hotplug_attach(struct hotplug_manager *manager, const char *domain_uuid,
                    struct qmp_connection *qmp, const struct domain_device *device, unsigned flags,
                    hotplug_done_fn done, void *opaque, struct pv_error *error)
 {
-    return queue_device_job(manager, JOB_ATTACH, domain_uuid, qmp, device, flags, -1, done,
-                            opaque, error);
+    return queue_device_job(manager, JOB_ATTACH, domain_uuid, qmp, device, flags, -1, done, opaque,
+                            error);
 }
 
 int hotplug_detach(struct hotplug_manager *manager, const char *domain_uuid,

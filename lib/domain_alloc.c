@@ -149,4 +149,3 @@ bool domain_alias_taken(const struct domain_definition *definition, const char *
             return true;
     return false;
 }
-

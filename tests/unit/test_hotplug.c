@@ -183,8 +183,8 @@ static struct outcome attach(struct side *side, const struct domain_device *devi
     struct outcome outcome = {0};
     struct pv_error error = {0};
     cr_assert_eq(
-        hotplug_attach(manager, side_uuid(side), side->qmp, device, 0, on_done, &outcome, &error), 0,
-        "%s", error.message);
+        hotplug_attach(manager, side_uuid(side), side->qmp, device, 0, on_done, &outcome, &error),
+        0, "%s", error.message);
     cr_assert(run_until(&outcome.calls, 1, 5000));
     return outcome;
 }
@@ -477,7 +477,8 @@ Test(hotplug, domains_run_in_parallel_and_jobs_queue_per_domain)
     cr_assert_eq(attach(&side_a, &disk1).result.status, 0);
     fake_qmp_peer_set_auto_release(side_a.peer, false);
     struct outcome slow = {0}, queued = {0}, other = {0};
-    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 0, 800, on_done, &slow, NULL), 0);
+    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 0, 800, on_done, &slow, NULL),
+                 0);
     cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, 0, on_done, &queued, NULL), 0);
     cr_assert_eq(hotplug_attach(manager, UUID_B, side_b.qmp, &disk2, 0, on_done, &other, NULL), 0);
     cr_assert(run_until(&other.calls, 1, 700));
@@ -516,9 +517,10 @@ Test(hotplug, a_job_waiting_too_long_behind_another_fails_busy_naming_the_holder
     cr_assert_eq(attach(&side_a, &disk1).result.status, 0);
     fake_qmp_peer_set_auto_release(side_a.peer, false);
     struct outcome holder = {0}, waiting = {0}, third = {0};
-    cr_assert_eq(hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 0, 2000, on_done, &holder, NULL),
+    cr_assert_eq(
+        hotplug_detach(manager, UUID_A, side_a.qmp, &disk1, 0, 2000, on_done, &holder, NULL), 0);
+    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, 0, on_done, &waiting, NULL),
                  0);
-    cr_assert_eq(hotplug_attach(manager, UUID_A, side_a.qmp, &disk2, 0, on_done, &waiting, NULL), 0);
     cr_assert(run_until(&waiting.calls, 1, 1500), "the queued job waited without bound");
     cr_assert_eq(waiting.result.status, -EBUSY);
     cr_assert_str_eq(waiting.result.code, "busy");
