@@ -167,10 +167,13 @@ int daemon_start(struct daemon_process *daemon)
     FILE *config = fopen(config_path, "w");
     if (config == NULL)
         return -errno;
+    /* No schema_dir by default: plugvirtd uses the schemas built into it, as when it runs
+     * from a build tree. */
     fprintf(config,
-            "# written by the integration tests\nvmm_path = %s\nschema_dir = %s\n"
+            "# written by the integration tests\nvmm_path = %s\n%s%s%s"
             "detach_timeout_ms = 5000\nqmp_timeout_ms = 5000\n%s\n",
-            daemon_harness_vmm_path(), daemon_harness_schema_dir(), daemon->extra_config);
+            daemon_harness_vmm_path(), daemon->schema_dir[0] ? "schema_dir = " : "",
+            daemon->schema_dir, daemon->schema_dir[0] ? "\n" : "", daemon->extra_config);
     fclose(config);
     pid_t pid = fork();
     if (pid < 0)

@@ -21,6 +21,7 @@ struct daemon_process {
     char read_only_socket_path[340];
     char log_path[340];
     char extra_config[512]; /* "key = value" lines appended to plugvirtd.conf by daemon_start */
+    char schema_dir[300];   /* schema_dir in plugvirtd.conf; "" = none: the built-in schemas */
     /* NULL-terminated argv prefix plugvirtd runs under (e.g. systemd-socket-activate -l ...);
      * NULL: plugvirtd is exec'd directly. The launcher must exec plugvirtd in place. */
     const char *const *launcher;
@@ -31,6 +32,7 @@ struct daemon_process {
 const char *daemon_harness_plugvirtd_path(void);
 const char *daemon_harness_vmm_path(void);
 const char *daemon_harness_probe_guest_path(void);
+/* xml-schemas/ in the source tree (for a test's daemon_process.schema_dir). */
 const char *daemon_harness_schema_dir(void);
 /* The qemu-system-x86_64 configure found ($PLUGVIRT_TEST_QEMU overrides), or NULL when there
  * is none. */

@@ -1297,6 +1297,48 @@ Test(daemon, sd_notify_reports_ready_and_stopping)
     cr_assert_lt(strstr(messages, "READY=1"), strstr(messages, "STOPPING=1"));
 }
 
+/* ------------------------------------------------------------------ schemas --- */
+
+/* Issue 9, defect 4: a plugvirtd run from the build tree (no --schema-dir, no schema_dir,
+ * nothing installed) could not define any domain. The schemas are built into it. */
+Test(daemon, defines_a_domain_with_the_built_in_schemas)
+{
+    cr_assert_eq(daemon_p->schema_dir[0], '\0', "the harness gave plugvirtd a schema_dir");
+    if (access(PLUGVIRT_DATADIR "/schemas/domain.rng", F_OK) == 0)
+        cr_log_warn("schemas are installed in %s/schemas: the test cannot tell them apart "
+                    "from the built-in ones",
+                    PLUGVIRT_DATADIR);
+    define_domain("builtin", NULL, NULL, NULL);
+    /* And they validate: a schema error still names the line. */
+    char *params = xml_params(NULL,
+                              "<domain type='kvm'>\n  <name>bad</name>\n"
+                              "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
+                              "  <os><type>hvm</type></os>\n</domain>\n",
+                              NULL);
+    expect_error("domain.define", params, "invalid-xml", "line 4");
+    free(params);
+    cr_assert(daemon_log_contains("schemas built-in"), "the daemon does not say which schemas");
+}
+
+/* schema_dir (and --schema-dir) still override the built-in schemas. */
+Test(daemon, schema_dir_overrides_the_built_in_schemas)
+{
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    snprintf(daemon_p->schema_dir, sizeof(daemon_p->schema_dir), "%s/no-schemas",
+             daemon_p->directory);
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    char *xml = daemon_domain_xml("elsewhere", NULL, NULL, NULL);
+    char *params = xml_params(NULL, xml, NULL);
+    expect_error("domain.define", params, "invalid-xml", "/no-schemas/domain.rng");
+    free(params);
+    free(xml);
+
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    snprintf(daemon_p->schema_dir, sizeof(daemon_p->schema_dir), "%s", daemon_harness_schema_dir());
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    define_domain("elsewhere", NULL, NULL, NULL);
+}
+
 /* ------------------------------------------------------------------ the harness --- */
 
 /* Issue 9, defect 5: a wait for a line prefix matched a line the guest was still writing,
