@@ -26,7 +26,7 @@ void daemon_config_init(struct daemon_config *config)
     memset(config, 0, sizeof(*config));
     config->state_dir = strdup(DAEMON_CONFIG_DEFAULT_STATE_DIR);
     config->run_dir = strdup(DAEMON_CONFIG_DEFAULT_RUN_DIR);
-    config->schema_dir = strdup(PLUGVIRT_DATADIR "/schemas");
+    config->schema_dir = NULL; /* the schemas built into plugvirtd */
     config->detach_timeout_ms = 5000;
     config->qmp_timeout_ms = 5000;
     config->job_wait_timeout_ms = 30000;

@@ -22,7 +22,7 @@ struct daemon_config {
     char *state_dir;         /* plugvirt.db */
     char *run_dir;           /* sockets, pidfile, domains/<name>/ */
     char *config_file;       /* NULL: the default file, if it exists */
-    char *schema_dir;        /* RelaxNG schemas (xml-schemas/) */
+    char *schema_dir;        /* RelaxNG schemas (xml-schemas/); NULL: the built-in copies */
     char *vmm_path;          /* default emulator; NULL: plugvirt-vmm next to plugvirtd */
     char *probe_guest_path;  /* informational (the demo VM's kernel) */
     int detach_timeout_ms;   /* default wait for DEVICE_DELETED */

@@ -256,7 +256,8 @@ int main(int argc, char **argv)
     }
     pv_log_info("plugvirtd %s ready: state %s, run %s, emulator %s, schemas %s", PLUGVIRT_VERSION,
                 state.config.state_dir, state.config.run_dir,
-                state.config.vmm_path ? state.config.vmm_path : "?", state.config.schema_dir);
+                state.config.vmm_path ? state.config.vmm_path : "?",
+                state.config.schema_dir ? state.config.schema_dir : "built-in");
     sd_notify(0, "READY=1\nSTATUS=accepting requests");
     report_ready(&state, true);
     if (!state.config.foreground)

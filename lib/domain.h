@@ -218,7 +218,8 @@ int domain_uuid_parse(const char *text, char out[DOMAIN_UUID_STRING_LENGTH + 1],
                       struct pv_error *error);
 
 /* --- XML (lib/domain_xml.c, libxml2) ------------------------------------------------------
- * Parsing validates against the RelaxNG schema in `schema_dir` (xml-schemas/), then maps
+ * Parsing validates against the RelaxNG schemas in `schema_dir` (xml-schemas/; NULL: the
+ * copies built into the program, lib/schemas_builtin.h), then maps
  * the document onto the model. Errors name the line: "line 12: ...". Elements and
  * attributes libvirt has but plugvirt does not support are an error ("unsupported: <video>
  * at line 20 is not supported by plugvirt"), never silently dropped. */

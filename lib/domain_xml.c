@@ -8,6 +8,7 @@
  *  4. the mapping onto the model checks values (UUID, MAC, units, ranges, consistency).
  * Formatting writes libvirt's layout: 2-space indent, single-quoted attributes. */
 #include "domain.h"
+#include "schemas_builtin.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
 #include <libxml/relaxng.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
@@ -331,13 +333,55 @@ struct schema_cache_entry {
 static pthread_mutex_t schema_cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct schema_cache_entry schema_cache[8];
 
+/* Without a schema directory the schemas built into the program are used (run from a build
+ * tree, nothing installed). libxml2 reads a RelaxNG <include href> through its external
+ * entity loader; URLs under this prefix are served from builtin_schemas, others go to the
+ * loader that was there before. */
+#define BUILTIN_SCHEMA_PREFIX "plugvirt-builtin:/"
+
+static xmlExternalEntityLoader previous_entity_loader;
+static pthread_once_t builtin_loader_once = PTHREAD_ONCE_INIT;
+
+static xmlParserInputPtr builtin_entity_loader(const char *url, const char *id,
+                                               xmlParserCtxtPtr context)
+{
+    size_t prefix_length = strlen(BUILTIN_SCHEMA_PREFIX);
+    if (url == NULL || strncmp(url, BUILTIN_SCHEMA_PREFIX, prefix_length) != 0)
+        return previous_entity_loader ? previous_entity_loader(url, id, context) : NULL;
+    for (const struct builtin_schema *schema = builtin_schemas; schema->name; schema++) {
+        if (strcmp(url + prefix_length, schema->name) != 0)
+            continue;
+        /* A copy: libxml2 2.9's static buffers read past the end of the text. */
+        xmlParserInputBufferPtr buffer = xmlParserInputBufferCreateMem(
+            schema->text, (int)strlen(schema->text), XML_CHAR_ENCODING_NONE);
+        if (buffer == NULL)
+            return NULL;
+        xmlParserInputPtr input = xmlNewIOInputStream(context, buffer, XML_CHAR_ENCODING_NONE);
+        if (input == NULL) {
+            xmlFreeParserInputBuffer(buffer);
+            return NULL;
+        }
+        /* The document's URL: relative includes resolve under the prefix again. */
+        input->filename = (const char *)xmlStrdup((const xmlChar *)url);
+        return input;
+    }
+    return NULL;
+}
+
+static void install_builtin_loader(void)
+{
+    previous_entity_loader = xmlGetExternalEntityLoader();
+    xmlSetExternalEntityLoader(builtin_entity_loader);
+}
+
 static xmlRelaxNGPtr schema_load(const char *schema_dir, const char *file, struct pv_error *error)
 {
-    if (!schema_dir)
-        return pv_error_set(error, -EINVAL, "no schema directory"), NULL;
     char *path = NULL;
-    if (asprintf(&path, "%s/%s", schema_dir, file) < 0)
+    if (schema_dir ? asprintf(&path, "%s/%s", schema_dir, file) < 0
+                   : asprintf(&path, "%s%s", BUILTIN_SCHEMA_PREFIX, file) < 0)
         return pv_error_set(error, -ENOMEM, "out of memory"), NULL;
+    if (!schema_dir)
+        pthread_once(&builtin_loader_once, install_builtin_loader);
 
     pthread_mutex_lock(&schema_cache_lock);
     xmlRelaxNGPtr schema = NULL;
@@ -350,7 +394,7 @@ static xmlRelaxNGPtr schema_load(const char *schema_dir, const char *file, struc
         if (!schema_cache[i].path && free_slot == SIZE_MAX)
             free_slot = i;
     }
-    if (!schema && access(path, R_OK) != 0) {
+    if (!schema && schema_dir && access(path, R_OK) != 0) {
         /* Checked first: libxml2 would print its own warning on stderr. */
         pv_error_set_errno(error, -errno, "cannot load the schema %s", path);
     } else if (!schema) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kvm_check.h"
 
 #define DEFAULT_CYCLES 50
 #define MEMORY_MIB "128"
@@ -336,9 +337,10 @@ int main(int argc, char **argv)
     char *ours_program = strdup(harness_vmm_path()); /* setenv below replaces it */
     const char *qemu = getenv("QEMU") ? getenv("QEMU") : "/usr/bin/qemu-system-x86_64";
     bool have_qemu = access(qemu, X_OK) == 0;
-    if (access("/dev/kvm", R_OK | W_OK) != 0) {
-        fprintf(stderr, "hotplug: /dev/kvm is required for plugvirt-vmm\n");
-        return 1;
+    char kvm_reason[256];
+    if (test_kvm_check(kvm_reason, sizeof(kvm_reason)) < 0) {
+        printf("SKIP: %s\n", kvm_reason);
+        return 77;
     }
 
     char disk_directory[] = "/tmp/pv-bench-disk-XXXXXX";

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kvm_check.h"
 
 #define ROUND_TRIPS 200
 #define MEMORY_MIB 128
@@ -129,6 +130,11 @@ int main(int argc, char **argv)
         runs = 1;
     const char *qemu = getenv("QEMU") ? getenv("QEMU") : "/usr/bin/qemu-system-x86_64";
     bool have_qemu = access(qemu, X_OK) == 0;
+    char kvm_reason[256];
+    if (test_kvm_check(kvm_reason, sizeof(kvm_reason)) < 0) {
+        printf("SKIP: %s\n", kvm_reason);
+        return 77;
+    }
     char memory[16];
     snprintf(memory, sizeof(memory), "%d", MEMORY_MIB);
 

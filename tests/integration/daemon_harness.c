@@ -2,6 +2,7 @@
 #include "daemon_harness.h"
 
 #include <criterion/criterion.h>
+#include <criterion/hooks.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,12 +19,16 @@
 #include <unistd.h>
 
 #include "json_util.h"
+#include "kvm_check.h"
 
 #ifndef PLUGVIRT_BUILDDIR
 #define PLUGVIRT_BUILDDIR "."
 #endif
 #ifndef PLUGVIRT_SRCDIR
 #define PLUGVIRT_SRCDIR "."
+#endif
+#ifndef PLUGVIRT_QEMU_PATH
+#define PLUGVIRT_QEMU_PATH ""
 #endif
 
 const char *daemon_harness_plugvirtd_path(void)
@@ -47,6 +52,87 @@ const char *daemon_harness_probe_guest_path(void)
 const char *daemon_harness_schema_dir(void)
 {
     return PLUGVIRT_SRCDIR "/xml-schemas";
+}
+
+const char *daemon_harness_qemu_path(void)
+{
+    const char *path = getenv("PLUGVIRT_TEST_QEMU");
+    if (path == NULL || path[0] == '\0')
+        path = PLUGVIRT_QEMU_PATH;
+    return path[0] && access(path, X_OK) == 0 ? path : NULL;
+}
+
+const char *daemon_harness_backend_name(enum daemon_backend backend)
+{
+    return backend == DAEMON_BACKEND_VMM ? "vmm" : "qemu";
+}
+
+/* The backend, or -1 and why none can run; `description` says what was chosen and why. */
+static int choose_backend(enum daemon_backend *backend, char *description, size_t size)
+{
+    char kvm_reason[256] = "";
+    bool kvm = test_kvm_check(kvm_reason, sizeof(kvm_reason)) == 0;
+    const char *qemu = daemon_harness_qemu_path();
+    const char *forced = getenv("PLUGVIRT_TEST_BACKEND");
+    if (forced && forced[0] == '\0')
+        forced = NULL;
+    if (forced && strcmp(forced, "vmm") != 0 && strcmp(forced, "qemu") != 0) {
+        snprintf(description, size, "PLUGVIRT_TEST_BACKEND=%s is neither vmm nor qemu", forced);
+        return -1;
+    }
+    if (forced ? strcmp(forced, "vmm") == 0 : kvm) {
+        *backend = DAEMON_BACKEND_VMM;
+        if (!kvm) {
+            snprintf(description, size, "backend vmm (PLUGVIRT_TEST_BACKEND) cannot run: %s",
+                     kvm_reason);
+            return -1;
+        }
+        snprintf(description, size, "backend vmm: %s with /dev/kvm%s", daemon_harness_vmm_path(),
+                 forced ? " (PLUGVIRT_TEST_BACKEND)" : "");
+        return 0;
+    }
+    *backend = DAEMON_BACKEND_QEMU;
+    if (qemu == NULL) {
+        snprintf(description, size,
+                 "backend qemu cannot run: qemu-system-x86_64 is not installed (Debian package "
+                 "qemu-system-x86)%s%s",
+                 kvm ? "" : ", and ", kvm ? "" : kvm_reason);
+        return -1;
+    }
+    snprintf(description, size, "backend qemu: %s with TCG (%s)", qemu,
+             forced ? "PLUGVIRT_TEST_BACKEND" : kvm_reason);
+    return 0;
+}
+
+enum daemon_backend daemon_harness_backend(void)
+{
+    static bool chosen;
+    static int status;
+    static enum daemon_backend backend;
+    static char description[512];
+    if (!chosen) {
+        status = choose_backend(&backend, description, sizeof(description));
+        chosen = true;
+    }
+    if (status < 0)
+        cr_skip_test("%s", description);
+    return backend;
+}
+
+void daemon_harness_require_backend(enum daemon_backend backend, const char *why)
+{
+    if (daemon_harness_backend() != backend)
+        cr_skip_test("only on backend %s: %s", daemon_harness_backend_name(backend), why);
+}
+
+/* Once per test program, in the runner: which VMM the domains run on. */
+ReportHook(PRE_ALL)(struct criterion_test_set *tests)
+{
+    enum daemon_backend backend;
+    char description[512];
+    choose_backend(&backend, description, sizeof(description));
+    fprintf(stderr, "daemon tests: %s\n", description);
+    fflush(stderr);
 }
 
 static long long now_ms(void)
@@ -81,10 +167,13 @@ int daemon_start(struct daemon_process *daemon)
     FILE *config = fopen(config_path, "w");
     if (config == NULL)
         return -errno;
+    /* No schema_dir by default: plugvirtd uses the schemas built into it, as when it runs
+     * from a build tree. */
     fprintf(config,
-            "# written by the integration tests\nvmm_path = %s\nschema_dir = %s\n"
+            "# written by the integration tests\nvmm_path = %s\n%s%s%s"
             "detach_timeout_ms = 5000\nqmp_timeout_ms = 5000\n%s\n",
-            daemon_harness_vmm_path(), daemon_harness_schema_dir(), daemon->extra_config);
+            daemon_harness_vmm_path(), daemon->schema_dir[0] ? "schema_dir = " : "",
+            daemon->schema_dir, daemon->schema_dir[0] ? "\n" : "", daemon->extra_config);
     fclose(config);
     pid_t pid = fork();
     if (pid < 0)
@@ -283,9 +372,14 @@ char *daemon_domain_xml_options(const char *name, const char *uuid, const char *
     char uuid_element[80] = "", emulator_element[400] = "";
     if (uuid)
         snprintf(uuid_element, sizeof(uuid_element), "  <uuid>%s</uuid>\n", uuid);
-    if (options && options->emulator)
+    bool qemu = daemon_harness_backend() == DAEMON_BACKEND_QEMU;
+    const char *emulator = options && options->emulator ? options->emulator
+                           : qemu                       ? daemon_harness_qemu_path()
+                                                        : NULL;
+    const char *type = options && options->type ? options->type : qemu ? "qemu" : "kvm";
+    if (emulator)
         snprintf(emulator_element, sizeof(emulator_element), "    <emulator>%s</emulator>\n",
-                 options->emulator);
+                 emulator);
     if (asprintf(&xml,
                  "<domain type='%s'>\n"
                  "  <name>%s</name>\n"
@@ -300,7 +394,7 @@ char *daemon_domain_xml_options(const char *name, const char *uuid, const char *
                  "  <features><acpi/></features>\n"
                  "  <devices>\n%s%s  </devices>\n"
                  "</domain>\n",
-                 options && options->type ? options->type : "kvm", name, uuid_element,
+                 type, name, uuid_element,
                  options && options->memory_mib ? options->memory_mib : 128,
                  daemon_harness_probe_guest_path(), cmdline ? cmdline : "console=ttyS0",
                  emulator_element, disks_xml ? disks_xml : "") < 0)
@@ -316,19 +410,31 @@ char *daemon_json_string(const char *text)
     return json_writer_steal(&writer);
 }
 
-int daemon_wait_serial(struct daemon_process *daemon, const char *name, const char *prefix,
-                       int timeout_ms)
+int daemon_wait_serial_line(struct daemon_process *daemon, const char *name, const char *prefix,
+                            int timeout_ms, char *line, size_t line_size)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon->run_dir, name);
+    size_t prefix_length = strlen(prefix);
     long long deadline = now_ms() + timeout_ms;
+    char *text = NULL;
+    size_t text_size = 0;
     do {
         FILE *file = fopen(path, "r");
         if (file) {
-            char line[1024];
-            while (fgets(line, sizeof(line), file)) {
-                if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            ssize_t length;
+            while ((length = getline(&text, &text_size, file)) > 0) {
+                /* Only a complete line: the guest may still be writing the rest of it. */
+                if (text[length - 1] != '\n')
+                    break;
+                text[--length] = '\0';
+                if (length > 0 && text[length - 1] == '\r')
+                    text[--length] = '\0';
+                if ((size_t)length >= prefix_length && memcmp(text, prefix, prefix_length) == 0) {
+                    if (line && line_size)
+                        snprintf(line, line_size, "%s", text);
                     fclose(file);
+                    free(text);
                     return 0;
                 }
             }
@@ -336,7 +442,14 @@ int daemon_wait_serial(struct daemon_process *daemon, const char *name, const ch
         }
         sleep_ms(20);
     } while (now_ms() < deadline);
+    free(text);
     return -ETIMEDOUT;
+}
+
+int daemon_wait_serial(struct daemon_process *daemon, const char *name, const char *prefix,
+                       int timeout_ms)
+{
+    return daemon_wait_serial_line(daemon, name, prefix, timeout_ms, NULL, 0);
 }
 
 int daemon_wait_state(struct daemon_process *daemon, const char *domain, const char *state,

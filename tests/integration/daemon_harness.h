@@ -1,11 +1,13 @@
 /* Integration-test harness for plugvirtd: a private daemon in a temporary directory
- * (--state-dir/--run-dir), real plugvirt-vmm processes, the probe guest. Talks to the daemon
+ * (--state-dir/--run-dir), real VMM processes (plugvirt-vmm, or stock QEMU with TCG where
+ * /dev/kvm is not usable: see daemon_harness_backend), the probe guest. Talks to the daemon
  * with lib/api_client.h; cleans up by pid (the daemon's and the VMMs' pidfiles in the
  * private run directory), never by name. */
 #ifndef PLUGVIRT_DAEMON_HARNESS_H
 #define PLUGVIRT_DAEMON_HARNESS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "api_client.h"
@@ -19,6 +21,7 @@ struct daemon_process {
     char read_only_socket_path[340];
     char log_path[340];
     char extra_config[512]; /* "key = value" lines appended to plugvirtd.conf by daemon_start */
+    char schema_dir[300];   /* schema_dir in plugvirtd.conf; "" = none: the built-in schemas */
     /* NULL-terminated argv prefix plugvirtd runs under (e.g. systemd-socket-activate -l ...);
      * NULL: plugvirtd is exec'd directly. The launcher must exec plugvirtd in place. */
     const char *const *launcher;
@@ -29,7 +32,25 @@ struct daemon_process {
 const char *daemon_harness_plugvirtd_path(void);
 const char *daemon_harness_vmm_path(void);
 const char *daemon_harness_probe_guest_path(void);
+/* xml-schemas/ in the source tree (for a test's daemon_process.schema_dir). */
 const char *daemon_harness_schema_dir(void);
+/* The qemu-system-x86_64 configure found ($PLUGVIRT_TEST_QEMU overrides), or NULL when there
+ * is none. */
+const char *daemon_harness_qemu_path(void);
+
+/* The VMM every test's domain runs on, chosen once per process:
+ *   vmm:  plugvirt-vmm, <domain type='kvm'> without <emulator>; needs a usable /dev/kvm;
+ *   qemu: stock QEMU with TCG, <domain type='qemu'> and <emulator> = daemon_harness_qemu_path.
+ * plugvirt-vmm when /dev/kvm is usable, else QEMU; PLUGVIRT_TEST_BACKEND=vmm|qemu forces one.
+ * When the chosen backend cannot run here, the calling test is skipped (cr_skip_test) with
+ * the reason. */
+enum daemon_backend { DAEMON_BACKEND_VMM, DAEMON_BACKEND_QEMU };
+enum daemon_backend daemon_harness_backend(void);
+/* "vmm" or "qemu". */
+const char *daemon_harness_backend_name(enum daemon_backend backend);
+/* Skips the calling test, with `why`, unless the backend is `backend`: for the few tests
+ * about one VMM's own behaviour. */
+void daemon_harness_require_backend(enum daemon_backend backend, const char *why);
 
 /* Creates the directory (first time) and starts plugvirtd --foreground; waits until it
  * answers daemon.ping. Returns 0 or -errno. */
@@ -49,21 +70,28 @@ void daemon_call_ok(struct daemon_process *daemon, const char *method, const cha
 
 /* A file of `size_mib` MiB in the private directory; returns its path (static buffer). */
 const char *daemon_make_image(struct daemon_process *daemon, const char *name, unsigned size_mib);
-/* A domain XML for the probe guest with `disks_xml` inside <devices>; malloc'd. */
+/* A domain XML for the probe guest with `disks_xml` inside <devices>, on the backend
+ * (daemon_harness_backend); malloc'd. */
 char *daemon_domain_xml(const char *name, const char *uuid, const char *cmdline,
                         const char *disks_xml);
 /* daemon_domain_xml with more choices (0/NULL: the defaults of daemon_domain_xml). */
 struct daemon_domain_options {
     unsigned memory_mib;  /* default 128 */
-    const char *type;     /* <domain type=...>, default 'kvm' */
-    const char *emulator; /* <emulator>, default none (plugvirt-vmm) */
+    const char *type;     /* <domain type=...>, default: the backend's ('kvm' or 'qemu') */
+    const char *emulator; /* <emulator>, default: the backend's (none for plugvirt-vmm) */
 };
 char *daemon_domain_xml_options(const char *name, const char *uuid, const char *cmdline,
                                 const char *disks_xml, const struct daemon_domain_options *options);
 /* A JSON string literal of `text` (quoted, escaped); malloc'd. */
 char *daemon_json_string(const char *text);
 
-/* Waits for a line starting with `prefix` in run-dir/domains/<name>/serial.log. */
+/* Waits for the first complete line (ended by '\n') starting with `prefix` in
+ * run-dir/domains/<name>/serial.log and copies it, without the line end, into `line` (may
+ * be NULL). A line still being written never matches: check the rest of a line in `line`,
+ * never by reading the log again. 0 or -ETIMEDOUT. */
+int daemon_wait_serial_line(struct daemon_process *daemon, const char *name, const char *prefix,
+                            int timeout_ms, char *line, size_t line_size);
+/* daemon_wait_serial_line without the copy. */
 int daemon_wait_serial(struct daemon_process *daemon, const char *name, const char *prefix,
                        int timeout_ms);
 /* The VMM pid from run-dir/domains/<name>/vmm.pid, or -1. */

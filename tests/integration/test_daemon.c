@@ -127,6 +127,40 @@ static void start_and_wait_ready(const char *name)
                  "the guest of %s did not boot", name);
 }
 
+/* The probe guest's line for a virtio-blk it found: "PROBE PCI ADD <bdf> 1af4:<id> virtio-blk
+ * sectors=<n> serial=<text>". The id is the VMM's: plugvirt-vmm's device is modern (1042),
+ * QEMU's virtio-blk-pci transitional (1001); both are a virtio-blk. */
+struct disk_line {
+    char bdf[16];
+    unsigned long sectors;
+    char serial[128];
+};
+
+static bool parse_disk_line(const char *line, struct disk_line *disk)
+{
+    unsigned vendor = 0, device = 0;
+    int serial_at = -1;
+    memset(disk, 0, sizeof(*disk));
+    if (sscanf(line, "PROBE PCI ADD %15s %4x:%4x virtio-blk sectors=%lu serial=%n", disk->bdf,
+               &vendor, &device, &disk->sectors, &serial_at) < 4 ||
+        serial_at < 0)
+        return false;
+    snprintf(disk->serial, sizeof(disk->serial), "%s", line + serial_at);
+    return vendor == 0x1af4 && (device == 0x1042 || device == 0x1001);
+}
+
+/* Waits for the guest's complete ADD line for `bdf` and checks it is a virtio-blk. */
+static void wait_disk_added(const char *name, const char *bdf, int timeout_ms,
+                            struct disk_line *disk)
+{
+    char prefix[64], line[1024];
+    snprintf(prefix, sizeof(prefix), "PROBE PCI ADD %s ", bdf);
+    cr_assert_eq(daemon_wait_serial_line(daemon_p, name, prefix, timeout_ms, line, sizeof(line)), 0,
+                 "the guest of %s did not see a device at %s", name, bdf);
+    struct disk_line parsed;
+    cr_assert(parse_disk_line(line, disk ? disk : &parsed), "%s: not a virtio-blk: %s", name, line);
+}
+
 Test(daemon, ping_and_version)
 {
     struct api_reply reply;
@@ -377,8 +411,7 @@ Test(daemon, attach_and_detach_disk_live_and_config)
     cr_assert_str_eq(json_get_string(reply.result, "device"), "virtio-disk1");
     cr_assert_str_eq(json_get_string(reply.result, "address"), "0000:00:03.0");
     api_reply_free(&reply);
-    cr_assert_eq(daemon_wait_serial(daemon_p, "hot", "PROBE PCI ADD 00:03.0 1af4:1042", 10000), 0,
-                 "the guest did not see the disk");
+    wait_disk_added("hot", "00:03.0", 10000, NULL);
     daemon_call_ok(daemon_p, "domain.blklist", "{\"domain\": \"hot\"}", &reply);
     cr_assert_eq(YAJL_GET_ARRAY(reply.result)->len, 1);
     api_reply_free(&reply);
@@ -432,7 +465,7 @@ Test(daemon, attach_flags_and_preflight)
     free(missing);
     /* The cold-plugged disk boots with the domain, and live attach takes the next slot. */
     start_and_wait_ready("flags");
-    cr_assert_eq(daemon_wait_serial(daemon_p, "flags", "PROBE PCI ADD 00:03.0", 1000), 0);
+    wait_disk_added("flags", "00:03.0", 1000, NULL);
     const char *second = daemon_make_image(daemon_p, "live.img", 8);
     char *live_disk = disk_xml(second, "vde");
     params = xml_params("flags", live_disk, NULL); /* current = live when running */
@@ -646,17 +679,16 @@ static void call_parallel(struct api_client **clients, size_t count, const char 
 
 /* --------------------------------------------------------------------- stock QEMU --- */
 
-#define QEMU_PATH "/usr/bin/qemu-system-x86_64"
-
 /* <emulator> names stock QEMU: same argv builder, same QMP sequences. Paused, so no guest
  * answers: the attach is accepted by QEMU, the detach times out as pending, and the daemon
  * stays consistent until destroy cleans up. */
 Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
 {
-    if (access(QEMU_PATH, X_OK) != 0)
-        cr_skip("%s is not installed (Debian package qemu-system-x86)", QEMU_PATH);
+    const char *qemu = daemon_harness_qemu_path();
+    if (qemu == NULL)
+        cr_skip_test("qemu-system-x86_64 is not installed (Debian package qemu-system-x86)");
     /* type='qemu' (TCG): QEMU's SeaBIOS takes ~5 s under this host's KVM, TCG ~0.1 s. */
-    struct daemon_domain_options options = {.type = "qemu", .emulator = QEMU_PATH};
+    struct daemon_domain_options options = {.type = "qemu", .emulator = qemu};
     char uuid[37];
     define_domain_with("stock", NULL, NULL, &options, uuid);
     start_and_wait_ready("stock");
@@ -670,7 +702,7 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
     cr_assert_not_null(file);
     cr_assert_gt(fread(cmdline, 1, sizeof(cmdline) - 1, file), 0);
     fclose(file);
-    cr_assert_str_eq(cmdline, QEMU_PATH, "the VMM is not stock QEMU");
+    cr_assert_str_eq(cmdline, qemu, "the VMM is not stock QEMU");
 
     call_simple("domain.suspend", "stock");
     cr_assert_eq(daemon_wait_state(daemon_p, "stock", "paused", 5000), 0);
@@ -781,11 +813,51 @@ Test(daemon, sigkill_between_blockdev_add_and_device_add_is_rolled_back)
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "target"), "vdb");
     api_reply_free(&reply);
-    cr_assert_eq(daemon_wait_serial(daemon_p, "window", "PROBE PCI ADD 00:03.0 1af4:1042", 5000),
-                 0);
+    wait_disk_added("window", "00:03.0", 5000, NULL);
     free(params);
     free(disk);
     call_simple("domain.destroy", "window");
+}
+
+/* How many complete lines of the domain's serial log start with `prefix`. */
+static int serial_lines(const char *name, const char *prefix)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon_p->run_dir, name);
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return 0;
+    char *line = NULL;
+    size_t size = 0;
+    ssize_t length;
+    int count = 0;
+    while ((length = getline(&line, &size, file)) > 0 && line[length - 1] == '\n')
+        count += strncmp(line, prefix, strlen(prefix)) == 0;
+    free(line);
+    fclose(file);
+    return count;
+}
+
+/* How many complete virtio-blk ADD lines the domain's serial log has. */
+static int serial_disk_lines(const char *name)
+{
+    char path[700];
+    snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon_p->run_dir, name);
+    FILE *file = fopen(path, "r");
+    if (file == NULL)
+        return 0;
+    char *line = NULL;
+    size_t size = 0;
+    ssize_t length;
+    int count = 0;
+    struct disk_line disk;
+    while ((length = getline(&line, &size, file)) > 0 && line[length - 1] == '\n') {
+        line[length - 1] = '\0';
+        count += parse_disk_line(line, &disk);
+    }
+    free(line);
+    fclose(file);
+    return count;
 }
 
 /* ------------------------------------------------------- 20 domains in parallel --- */
@@ -831,28 +903,13 @@ Test(daemon, twenty_domains_hotplug_in_parallel_without_cross_talk, .timeout = 1
     }
     for (int i = 0; i < PARALLEL_DOMAINS; i++) {
         /* Exactly one new virtio-blk, with this domain's serial and this image's size. */
-        char expected[512];
-        snprintf(expected, sizeof(expected),
-                 "PROBE PCI ADD 00:03.0 1af4:1042 virtio-blk sectors=%u serial=%s\n",
-                 (1 + i) * 2048, names[i]);
-        cr_assert_eq(
-            daemon_wait_serial(daemon_p, names[i], "PROBE PCI ADD 00:03.0 1af4:1042", 10000), 0,
-            "%s did not see its disk", names[i]);
-        char path[700], line[1024];
-        snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon_p->run_dir, names[i]);
-        FILE *serial = fopen(path, "r");
-        cr_assert_not_null(serial);
-        int disks_seen = 0;
-        bool own = false;
-        while (fgets(line, sizeof(line), serial)) {
-            if (strstr(line, "1af4:1042") && strncmp(line, "PROBE PCI ADD", 13) == 0) {
-                disks_seen++;
-                own |= strcmp(line, expected) == 0;
-            }
-        }
-        fclose(serial);
+        struct disk_line disk;
+        wait_disk_added(names[i], "00:03.0", 10000, &disk);
+        cr_assert_eq(disk.sectors, (1ul + (unsigned long)i) * 2048, "%s saw another disk's size",
+                     names[i]);
+        cr_assert_str_eq(disk.serial, names[i], "%s saw another disk's serial", names[i]);
+        int disks_seen = serial_disk_lines(names[i]);
         cr_assert_eq(disks_seen, 1, "%s saw %d disks", names[i], disks_seen);
-        cr_assert(own, "%s did not see its own disk (%s)", names[i], expected);
         char blk_params[512];
         snprintf(blk_params, sizeof(blk_params), "{\"domain\": \"%s\"}", names[i]);
         struct api_reply reply;
@@ -898,7 +955,7 @@ Test(daemon, late_eject_finishes_a_pending_detach)
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
-    cr_assert_eq(daemon_wait_serial(daemon_p, "late", "PROBE PCI ADD 00:03.0 1af4:1042", 5000), 0);
+    wait_disk_added("late", "00:03.0", 5000, NULL);
 
     params = xml_params("late", disk, "\"timeout\": 1");
     long long requested = monotonic_ms();
@@ -982,20 +1039,6 @@ Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
 }
 
 /* ------------------------------------------------------------------ autostart --- */
-
-static int serial_lines(const char *name, const char *prefix)
-{
-    char path[700], line[1024];
-    snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon_p->run_dir, name);
-    FILE *file = fopen(path, "r");
-    if (file == NULL)
-        return 0;
-    int count = 0;
-    while (fgets(line, sizeof(line), file))
-        count += strncmp(line, prefix, strlen(prefix)) == 0;
-    fclose(file);
-    return count;
-}
 
 static bool listed_with_autostart(const char *name)
 {
@@ -1114,7 +1157,7 @@ Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
     api_reply_free(&reply);
     free(params);
     free(disk);
-    cr_assert_eq(daemon_wait_serial(daemon_p, "recon", "PROBE PCI ADD 00:04.0 1af4:1042", 5000), 0);
+    wait_disk_added("recon", "00:04.0", 5000, NULL);
     pid_t vmm = daemon_vmm_pid(daemon_p, "recon");
     cr_assert_eq(daemon_kill(daemon_p, SIGKILL, NULL), 0);
 
@@ -1252,4 +1295,85 @@ Test(daemon, sd_notify_reports_ready_and_stopping)
     cr_assert(strstr(messages, "READY=1"), "no READY=1 (got: %s)", messages);
     cr_assert(strstr(messages, "STOPPING=1"), "no STOPPING=1 (got: %s)", messages);
     cr_assert_lt(strstr(messages, "READY=1"), strstr(messages, "STOPPING=1"));
+}
+
+/* ------------------------------------------------------------------ schemas --- */
+
+/* Issue 9, defect 4: a plugvirtd run from the build tree (no --schema-dir, no schema_dir,
+ * nothing installed) could not define any domain. The schemas are built into it. */
+Test(daemon, defines_a_domain_with_the_built_in_schemas)
+{
+    cr_assert_eq(daemon_p->schema_dir[0], '\0', "the harness gave plugvirtd a schema_dir");
+    if (access(PLUGVIRT_DATADIR "/schemas/domain.rng", F_OK) == 0)
+        cr_log_warn("schemas are installed in %s/schemas: the test cannot tell them apart "
+                    "from the built-in ones",
+                    PLUGVIRT_DATADIR);
+    define_domain("builtin", NULL, NULL, NULL);
+    /* And they validate: a schema error still names the line. */
+    char *params = xml_params(NULL,
+                              "<domain type='kvm'>\n  <name>bad</name>\n"
+                              "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
+                              "  <os><type>hvm</type></os>\n</domain>\n",
+                              NULL);
+    expect_error("domain.define", params, "invalid-xml", "line 4");
+    free(params);
+    cr_assert(daemon_log_contains("schemas built-in"), "the daemon does not say which schemas");
+}
+
+/* schema_dir (and --schema-dir) still override the built-in schemas. */
+Test(daemon, schema_dir_overrides_the_built_in_schemas)
+{
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    snprintf(daemon_p->schema_dir, sizeof(daemon_p->schema_dir), "%s/no-schemas",
+             daemon_p->directory);
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    char *xml = daemon_domain_xml("elsewhere", NULL, NULL, NULL);
+    char *params = xml_params(NULL, xml, NULL);
+    expect_error("domain.define", params, "invalid-xml", "/no-schemas/domain.rng");
+    free(params);
+    free(xml);
+
+    cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
+    snprintf(daemon_p->schema_dir, sizeof(daemon_p->schema_dir), "%s", daemon_harness_schema_dir());
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    define_domain("elsewhere", NULL, NULL, NULL);
+}
+
+/* ------------------------------------------------------------------ the harness --- */
+
+/* Issue 9, defect 5: a wait for a line prefix matched a line the guest was still writing,
+ * and the caller then read a log without the rest of the line. Only complete lines match,
+ * and the caller gets the whole line. */
+Test(harness, serial_waits_match_complete_lines_only)
+{
+    struct daemon_process fake = {0};
+    snprintf(fake.run_dir, sizeof(fake.run_dir), "/tmp/plugvirt-harness-XXXXXX");
+    cr_assert_not_null(mkdtemp(fake.run_dir));
+    char path[700];
+    snprintf(path, sizeof(path), "%s/domains", fake.run_dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/domains/half", fake.run_dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/domains/half/serial.log", fake.run_dir);
+    FILE *serial = fopen(path, "w");
+    cr_assert_not_null(serial);
+    fputs("PROBE READY cpus=1 mem=128\nPROBE PCI ADD 00:03.0 1af4:1042 virt", serial);
+    fflush(serial);
+    char line[256] = "";
+    cr_assert_eq(
+        daemon_wait_serial_line(&fake, "half", "PROBE PCI ADD 00:03.0", 200, line, sizeof(line)),
+        -ETIMEDOUT, "matched a line still being written: '%s'", line);
+    fputs("io-blk sectors=2048 serial=x\r\n", serial);
+    fclose(serial);
+    cr_assert_eq(
+        daemon_wait_serial_line(&fake, "half", "PROBE PCI ADD 00:03.0", 200, line, sizeof(line)),
+        0);
+    cr_assert_str_eq(line, "PROBE PCI ADD 00:03.0 1af4:1042 virtio-blk sectors=2048 serial=x");
+    cr_assert_eq(daemon_wait_serial(&fake, "half", "PROBE READY", 200), 0);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/domains/half", fake.run_dir);
+    rmdir(path);
+    snprintf(path, sizeof(path), "%s/domains", fake.run_dir);
+    rmdir(path);
+    rmdir(fake.run_dir);
 }

@@ -1,4 +1,6 @@
-/* plugvirt-vmm end to end: real KVM, the real probe guest, real sockets. */
+/* plugvirt-vmm end to end: real KVM, the real probe guest, real sockets. Without a usable
+ * /dev/kvm the tests that boot a VM are skipped, saying why; the command-line checks that
+ * fail before KVM is opened run everywhere. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "kvm_check.h"
 
 #define BOOT_TIMEOUT_MS 20000
 #define REPLY_TIMEOUT_MS 5000
@@ -22,9 +25,16 @@ static void teardown(void)
     vmm_process_cleanup(&vmm);
 }
 
+/* Suite init: every test of the suite boots plugvirt-vmm, which needs /dev/kvm. */
+static void require_kvm(void)
+{
+    char reason[256];
+    if (test_kvm_check(reason, sizeof(reason)) < 0)
+        cr_skip_test("%s", reason);
+}
+
 static void boot(const char *const *extra)
 {
-    cr_assert_eq(access("/dev/kvm", R_OK | W_OK), 0, "/dev/kvm is required");
     cr_assert_eq(vmm_process_start(&vmm, extra), 0);
     char line[256];
     int rc = vmm_process_wait_line(&vmm, "PROBE READY", BOOT_TIMEOUT_MS, line, sizeof(line));
@@ -38,7 +48,9 @@ static void execute(const char *command, char *reply, size_t size)
     cr_assert_eq(rc, 0, "no reply to %s (%d)", command, rc);
 }
 
-TestSuite(vmm, .fini = teardown, .timeout = 60);
+TestSuite(vmm, .init = require_kvm, .fini = teardown, .timeout = 60);
+/* Options refused before /dev/kvm is opened: no KVM needed. */
+TestSuite(vmm_command_line, .fini = teardown, .timeout = 60);
 
 Test(vmm, boots_probe_guest_with_smp_and_memory)
 {
@@ -234,7 +246,7 @@ Test(vmm, start_paused_with_dash_s)
     cr_assert_eq(vmm_process_wait_line(&vmm, "PROBE READY", BOOT_TIMEOUT_MS, NULL, 0), 0);
 }
 
-Test(vmm, bad_command_line_exits_1_with_a_message)
+Test(vmm_command_line, bad_command_line_exits_1_with_a_message)
 {
     const char *arguments[] = {"-m", "12X", "-kernel", harness_probe_guest_path(), NULL};
     cr_assert_eq(vmm_process_start_raw(&vmm, arguments), 0);
@@ -245,7 +257,7 @@ Test(vmm, bad_command_line_exits_1_with_a_message)
                  vmm.errors);
 }
 
-Test(vmm, unknown_option_exits_1)
+Test(vmm_command_line, unknown_option_exits_1)
 {
     const char *arguments[] = {"-no-such-option", NULL};
     cr_assert_eq(vmm_process_start_raw(&vmm, arguments), 0);
