@@ -151,6 +151,10 @@ int device_args_disk_device(struct json_writer *writer, const struct domain_disk
         json_writer_member_string(writer, "write-cache", cache->write_cache ? "on" : "off");
     if (disk->serial)
         json_writer_member_string(writer, "serial", disk->serial);
+    /* <shareable/>: other users may write the image too (libvirt: share-rw=on); without it
+     * QEMU's image locking refuses the second writer. */
+    if (disk->shareable && !disk->readonly)
+        json_writer_member_bool(writer, "share-rw", true);
     const char *werror = write_error_policy(disk->error_policy);
     if (werror)
         json_writer_member_string(writer, "werror", werror);

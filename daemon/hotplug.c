@@ -425,7 +425,7 @@ static char *journal_data(const struct hotplug_job *job, const char *phase, int 
         char step[160];
         const struct hotplug_step *entry = &job->sequence->steps[index];
         snprintf(step, sizeof(step), "%s %s",
-                 strcmp(phase, "undo") ? entry->command : entry->undo_command,
+                 strcmp(phase, "do") == 0 ? entry->command : entry->undo_command,
                  job->names.objects[index]);
         json_writer_member_string(&data, "step", step);
     }
@@ -517,6 +517,15 @@ static int job_commit_in_transaction(struct store *store, void *arg, struct pv_e
             rc = 0;
     } else if (rc == 0 && commit->row >= 0) {
         rc = device_row_put(job, (enum store_device_state)commit->row);
+    }
+    if (rc == 0 && commit->change == HOTPLUG_DETACH_PENDING && job->journal_id >= 0) {
+        /* The journal says the guest was asked and did not answer: recovery waits again
+         * instead of repeating device_del. */
+        char *data = journal_data(job, "pending", job->sequence->step_count - 1);
+        rc = data ? store_job_step(store, job->journal_id, job->sequence->step_count - 1, data,
+                                   error)
+                  : pv_error_set(error, -ENOMEM, "out of memory");
+        free(data);
     }
     if (rc == 0 && commit->journal == JOURNAL_BEGIN)
         rc = journal_begin_in(job, error);
@@ -1182,7 +1191,12 @@ static void recovery_next(struct hotplug_job *job)
         job->names.slot = json_get_int64(data, "slot", &number) ? (int)number : -1;
         job->names.function = json_get_int64(data, "function", &number) ? (int)number : 0;
         job->flags = json_get_int64(data, "flags", &number) ? (unsigned)number : 0;
-        bool rolling_back = !strcmp(phase, "undo");
+        bool rolling_back = strcmp(phase, "do") != 0;
+        /* Whether any step was journaled: a detach's first step is device_del. */
+        bool step_journaled = json_get_string(data, "step") != NULL;
+        /* The detach had already ended as pending (the guest was asked, and did not
+         * answer in time): asking again would only delay recovery by a full timeout. */
+        bool was_pending = !strcmp(phase, "pending");
         yajl_tree_free(data);
         job->sequence = sequence;
         names_fill_objects(sequence, &job->names);
@@ -1214,8 +1228,19 @@ static void recovery_next(struct hotplug_job *job)
             report_add(job, "%s %s completed", job->kind, job->names.target);
             continue;
         }
+        if (!attach && device_present && !was_pending) {
+            /* device_del was not sent, or was sent (step_journaled) but the daemon died
+             * before the guest answered: carry the detach on as the job would have
+             * (device_del again: QEMU accepts a repeated request once its first expired). */
+            (void)step_journaled;
+            report_add(job, "%s %s resumed", job->kind, job->names.target);
+            job->phase = PHASE_UNDO;
+            job->index = device_index;
+            step_run(job);
+            return;
+        }
         if (!attach && device_present) {
-            /* device_del was (or may have been) sent: keep waiting, do not resend it. */
+            /* a pending detach: keep waiting, do not resend device_del. */
             job_commit(job, HOTPLUG_DETACH_PENDING, STORE_DEVICE_DETACHING, JOURNAL_KEEP);
             pending_park(job);
             report_add(job, "%s %s still pending", job->kind, job->names.target);
