@@ -259,7 +259,13 @@ static void start_console(struct api_connection *connection, yajl_val params, co
                    "operation failed: Active console session exists for this domain", NULL, NULL);
         return;
     }
-    send_result(connection, id_json, "{\"console\": true}");
+    struct json_writer result;
+    json_writer_init(&result, false);
+    json_writer_begin_object(&result);
+    json_writer_member_string(&result, "domain", console_domain_name(console));
+    json_writer_end_object(&result);
+    send_result(connection, id_json, json_writer_text(&result));
+    json_writer_free(&result);
     if (connection->closed)
         return;
     /* Hand the buffer (reply queued, any early keystrokes in its input) to the console. */

@@ -419,6 +419,11 @@ void console_free(struct console *console)
     free(console);
 }
 
+const char *console_domain_name(const struct console *console)
+{
+    return console->name;
+}
+
 bool console_busy(const struct console *console)
 {
     return console->session != NULL;

@@ -45,6 +45,8 @@ int console_connect_vmm(struct console *console, struct pv_error *error);
 /* Closes everything: the console session sees end of file. NULL is fine. */
 void console_free(struct console *console);
 
+/* The domain's name. */
+const char *console_domain_name(const struct console *console);
 /* True while a console session is attached. */
 bool console_busy(const struct console *console);
 /* Makes `client` (an API connection whose JSON reply is already queued in its output; bytes
