@@ -405,3 +405,28 @@ Test(console, pty_serial_is_reported_in_the_live_xml_and_answers)
     cr_assert_eq(wait_line(&reader, "PROBE PONG", TIMEOUT_MS), 0, "no PROBE PONG on %s", pty);
     close(fd);
 }
+
+/* plugvirtd restarted under a running guest: the new daemon reconnects to the VMM's serial
+ * socket, serial.log goes on, and the console works again. */
+Test(console, console_survives_a_daemon_restart)
+{
+    define_and_start("again", "<serial type='null'/>");
+    wait_ready("again");
+    int status = 0;
+    cr_assert_eq(daemon_kill(daemon_p, SIGKILL, &status), 0);
+    cr_assert_eq(daemon_start(daemon_p), 0);
+    int master;
+    pid_t pvsh = spawn_pvsh_console("again", false, &master);
+    struct reader reader = {.fd = master};
+    cr_assert_eq(wait_line(&reader, "Escape character is", TIMEOUT_MS), 0);
+    write_text(master, "ping\r");
+    cr_assert_eq(wait_line(&reader, "PROBE PONG", TIMEOUT_MS), 0,
+                 "no console after the daemon restart");
+    write_text(master, "\x1d");
+    cr_assert_eq(wait_exit(pvsh, TIMEOUT_MS), 0);
+    close(master);
+    char log[600];
+    serial_log_path("again", log, sizeof(log));
+    cr_assert(file_has_line(log, "PROBE READY"), "serial.log was truncated by the restart");
+    cr_assert(file_has_line(log, "PROBE PONG"));
+}
