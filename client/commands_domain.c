@@ -496,5 +496,6 @@ const struct pvsh_command pvsh_domain_commands[] = {
     {"dominfo", "domain information", domain_only_options, run_dominfo},
     {"domstate", "domain state", domstate_options, run_domstate},
     {"dumpxml", "domain information in XML", dumpxml_options, run_dumpxml},
+    {"console", "connect to the guest console", pvsh_console_options, pvsh_run_console},
     {NULL},
 };

@@ -142,6 +142,9 @@ int pvsh_call(struct pvsh_context *context, const char *method, struct json_writ
 extern const struct pvsh_command pvsh_domain_commands[];
 extern const struct pvsh_command pvsh_device_commands[];
 extern const struct pvsh_command pvsh_host_commands[];
+/* commands_console.c: console DOMAIN [--force] */
+extern const struct pvsh_option pvsh_console_options[];
+int pvsh_run_console(struct pvsh_context *context, const struct pvsh_arguments *arguments);
 const struct pvsh_command *pvsh_find_command(const char *name);
 /* Runs one command given as words (words[0] is the command name). */
 int pvsh_run_command(struct pvsh_context *context, int count, char **words);

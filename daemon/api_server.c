@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "domains.h"
+#include "console.h"
 #include "json_util.h"
 #include "pv_log.h"
 
@@ -192,6 +193,7 @@ static const struct method methods[] = {
     {"domain.attach_device", false},
     {"domain.detach_device", false},
     {"domain.qemu_monitor_command", false},
+    {"domain.console", false},
 };
 
 static bool param_bool(yajl_val params, const char *key)
@@ -230,6 +232,64 @@ static int parse_flags(yajl_val params, unsigned *flags, bool *persistent, char 
     return 0;
 }
 
+struct console_lookup {
+    char code[64];
+    char message[PV_ERROR_MESSAGE_MAX];
+};
+
+static void on_console_lookup_error(void *opaque, const struct domains_result *result)
+{
+    struct console_lookup *lookup = opaque;
+    snprintf(lookup->code, sizeof(lookup->code), "%s", result->code ? result->code : "internal");
+    snprintf(lookup->message, sizeof(lookup->message), "%s",
+             result->message ? result->message : "");
+}
+
+/* domain.console: after the JSON reply the connection is a raw byte stream to and from the
+ * guest's serial port 0 (console.h); the daemon closes it when the domain stops or another
+ * client takes the console with "force". */
+static void start_console(struct api_connection *connection, yajl_val params, const char *id_json)
+{
+    struct console_lookup lookup = {.code = {0}};
+    struct console *console =
+        domains_console(connection->server->domains, json_get_string(params, "domain"),
+                        on_console_lookup_error, &lookup);
+    if (console == NULL) {
+        send_error(connection, id_json, lookup.code, lookup.message, NULL, NULL);
+        return;
+    }
+    bool force = param_bool(params, "force");
+    if (console_busy(console) && !force) {
+        send_error(connection, id_json, "operation-failed",
+                   "operation failed: Active console session exists for this domain", NULL, NULL);
+        return;
+    }
+    struct json_writer result;
+    json_writer_init(&result, false);
+    json_writer_begin_object(&result);
+    json_writer_member_string(&result, "domain", console_domain_name(console));
+    json_writer_end_object(&result);
+    send_result(connection, id_json, json_writer_text(&result));
+    json_writer_free(&result);
+    if (connection->closed)
+        return;
+    /* Hand the buffer (reply queued, any early keystrokes in its input) to the console. */
+    struct bufferevent *buffer = connection->buffer;
+    connection->buffer = NULL;
+    connection->closed = true;
+    struct api_server *server = connection->server;
+    if (connection->previous)
+        connection->previous->next = connection->next;
+    else
+        server->connections = connection->next;
+    if (connection->next)
+        connection->next->previous = connection->previous;
+    connection_unref(connection);
+    struct pv_error error = {0};
+    if (console_attach_client(console, buffer, force, &error) < 0)
+        pv_log_warning("api: console: %s", error.message);
+}
+
 static void dispatch(struct api_connection *connection, const char *method, yajl_val params,
                      const char *id_json)
 {
@@ -265,6 +325,10 @@ static void dispatch(struct api_connection *connection, const char *method, yajl
     }
     if (server->domains == NULL) {
         send_error(connection, id_json, "internal", "the daemon is still starting", NULL, NULL);
+        return;
+    }
+    if (strcmp(method, "domain.console") == 0) {
+        start_console(connection, params, id_json);
         return;
     }
     struct api_request *request = calloc(1, sizeof(*request));

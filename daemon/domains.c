@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "device_args.h"
 #include "domain.h"
 #include "domain_alloc.h"
@@ -301,6 +302,7 @@ static void runtime_free(struct runtime *runtime)
         close(runtime->pidfd);
     if (runtime->live)
         domain_definition_free(runtime->live);
+    console_free(runtime->console);
     free(runtime->name);
     free(runtime);
 }
@@ -848,6 +850,12 @@ static void on_qmp_ready(void *opaque, int status, const char *message)
     struct runtime *runtime = opaque;
     if (runtime->stopping)
         return;
+    struct pv_error error = {0};
+    if (status == 0 && runtime->console && console_connect_vmm(runtime->console, &error) < 0) {
+        pv_log_warning("domain %s: %s", runtime->name, error.message);
+        if (!runtime->restored) /* a VMM started by an older plugvirtd has no serial.sock */
+            status = error.code, message = error.message;
+    }
     if (status < 0) {
         pv_log_error("domain %s: QMP: %s", runtime->name, message ? message : "failed");
         if (runtime->start_waiters) {
@@ -1059,11 +1067,11 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     unlink(runtime->qmp_path);
     unlink(runtime->pidfile_path);
     char serial_path[PATH_MAX];
-    snprintf(serial_path, sizeof(serial_path), "%s/serial.log", directory);
+    snprintf(serial_path, sizeof(serial_path), "%s/serial.sock", directory);
     struct vmm_argv_paths paths = {
         .emulator = emulator,
         .qmp_socket = runtime->qmp_path,
-        .serial_log = serial_path,
+        .serial_socket = serial_path,
         .pidfile = runtime->pidfile_path,
     };
     argv = vmm_argv_build(definition, &paths, &error);
@@ -1072,6 +1080,12 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
                             strncmp(error.message, "unsupported", 11) == 0 ? "unsupported"
                                                                            : "internal",
                             "%s", error.message);
+        goto out;
+    }
+    runtime->console =
+        console_create(domains->base, row.name, directory, definition, false, &error);
+    if (runtime->console == NULL) {
+        domains_reply_error(done, opaque, "preflight-failed", "%s", error.message);
         goto out;
     }
     char *line = vmm_argv_to_string(argv);
@@ -1143,6 +1157,18 @@ static struct runtime *running_runtime(struct domains *domains, const char *key,
     if (runtime == NULL || runtime->stopping)
         domains_reply_error(done, opaque, "not-running", NOT_RUNNING_MESSAGE);
     return runtime && !runtime->stopping ? runtime : NULL;
+}
+
+struct console *domains_console(struct domains *domains, const char *key, domains_done_fn done,
+                                void *opaque)
+{
+    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    if (runtime && runtime->console == NULL)
+        domains_reply_error(done, opaque, "operation-failed",
+                    "operation failed: the serial console of domain '%s' is not reachable "
+                    "(its VMM was started by an older plugvirtd)",
+                    runtime->name);
+    return runtime ? runtime->console : NULL;
 }
 
 void domains_destroy(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
@@ -2073,6 +2099,13 @@ static void restore_one(struct domains *domains, struct store_domain *row)
             if (runtime->live)
                 domain_assign_aliases(runtime->live, NULL);
         }
+        char directory[PATH_MAX - 32];
+        domain_directory(domains, row->name, directory, sizeof(directory));
+        if (runtime->live &&
+            (!(runtime->console = console_create(domains->base, row->name, directory, runtime->live,
+                                                 true, &error)) ||
+             domains_save(domains, runtime, NULL, &error) < 0)) /* a pty's path */
+            pv_log_warning("domain %s: serial port: %s", row->name, error.message);
         runtime->next = domains->runtimes;
         domains->runtimes = runtime;
         if (runtime_watch(runtime, &error) < 0 || runtime_connect(runtime, &error) < 0)

@@ -80,4 +80,11 @@ void domains_detach_device(struct domains *domains, const char *key, const char 
 void domains_monitor_command(struct domains *domains, const char *key, const char *command,
                              bool hmp, domains_done_fn done, void *opaque);
 
+/* The serial console of a running domain (daemon/console.h), for the API's domain.console.
+ * On failure (no such domain, not running, unreachable) replies through `done` and returns
+ * NULL; on success `done` is not called. */
+struct console;
+struct console *domains_console(struct domains *domains, const char *key, domains_done_fn done,
+                                void *opaque);
+
 #endif

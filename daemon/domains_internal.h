@@ -16,6 +16,7 @@
 struct event;
 struct qmp_connection;
 struct hotplug_manager;
+struct console;
 
 #define NOT_RUNNING_MESSAGE "Requested operation is not valid: domain is not running"
 
@@ -40,6 +41,7 @@ struct runtime {
     struct qmp_connection *qmp;
     bool qmp_ready;
     struct domain_definition *live;
+    struct console *console; /* serial port 0 (console.h) */
     enum store_domain_state state;
     bool guest_shutdown; /* SHUTDOWN event seen */
     bool destroying;

@@ -167,6 +167,49 @@ char *vmm_argv_disk_device_json(const struct domain_disk *disk)
     return disk_object(disk, 2);
 }
 
+char *vmm_argv_serial_chardev(const char *serial_socket)
+{
+    char *path = escape_commas(serial_socket);
+    char *text = NULL;
+    if (path &&
+        asprintf(&text, "socket,id=" VMM_ARGV_SERIAL_CHARDEV_ID ",path=%s,server=on,wait=off",
+                 path) < 0)
+        text = NULL;
+    free(path);
+    return text;
+}
+
+int vmm_argv_check_serial(const struct domain_definition *definition, struct pv_error *error)
+{
+    size_t serials = 0, consoles = 0;
+    for (size_t i = 0; i < definition->chardev_count; i++) {
+        const struct domain_chardev *chardev = &definition->chardevs[i];
+        if (chardev->kind == DOMAIN_CHARDEV_CHANNEL)
+            continue;
+        const char *element = domain_chardev_kind_name(chardev->kind);
+        size_t *count = chardev->kind == DOMAIN_CHARDEV_SERIAL ? &serials : &consoles;
+        if (++*count > 1 || chardev->target_port != 0)
+            return pv_error_set(error, -EINVAL,
+                                "unsupported: a second <%s> (the guest has one serial port)",
+                                element);
+        if (chardev->kind == DOMAIN_CHARDEV_CONSOLE && chardev->target_type &&
+            strcmp(chardev->target_type, "serial") != 0)
+            return pv_error_set(error, -EINVAL, "unsupported: <console> with target type '%s'",
+                                chardev->target_type);
+        const char *type = chardev->type ? chardev->type : "";
+        bool needs_path = strcmp(type, "file") == 0 || strcmp(type, "unix") == 0;
+        if (!needs_path && strcmp(type, "pty") != 0 && strcmp(type, "null") != 0)
+            return pv_error_set(error, -EINVAL, "unsupported: <%s type='%s'>", element, type);
+        if (needs_path && chardev->source_path == NULL)
+            return pv_error_set(error, -EINVAL, "<%s type='%s'> has no source path", element, type);
+        if (chardev->source_mode && strcmp(chardev->source_mode, "bind") != 0 &&
+            strcmp(chardev->source_mode, "connect") != 0)
+            return pv_error_set(error, -EINVAL, "unsupported: <%s> source mode '%s'", element,
+                                chardev->source_mode);
+    }
+    return 0;
+}
+
 static int check_disk(const struct domain_disk *disk, struct pv_error *error)
 {
     const char *target = disk->target_dev ? disk->target_dev : "?";
@@ -187,7 +230,7 @@ static int check_disk(const struct domain_disk *disk, struct pv_error *error)
 char **vmm_argv_build(const struct domain_definition *definition,
                       const struct vmm_argv_paths *paths, struct pv_error *error)
 {
-    if (paths->emulator == NULL || paths->qmp_socket == NULL || paths->serial_log == NULL) {
+    if (paths->emulator == NULL || paths->qmp_socket == NULL || paths->serial_socket == NULL) {
         pv_error_set(error, -EINVAL, "internal: VMM paths missing");
         return NULL;
     }
@@ -198,12 +241,13 @@ char **vmm_argv_build(const struct domain_definition *definition,
     }
     for (size_t i = 0; i < definition->chardev_count; i++) {
         const struct domain_chardev *chardev = &definition->chardevs[i];
-        /* The one serial port always goes to serial.log (like a 'file' serial). */
         if (chardev->kind == DOMAIN_CHARDEV_CHANNEL) {
             pv_error_set(error, -EINVAL, "unsupported: <channel> devices cannot be started yet");
             return NULL;
         }
     }
+    if (vmm_argv_check_serial(definition, error) < 0)
+        return NULL;
     for (size_t i = 0; i < definition->controller_count; i++) {
         const struct domain_controller *controller = &definition->controllers[i];
         if (controller->type && strcmp(controller->type, "pci") != 0) {
@@ -259,10 +303,11 @@ char **vmm_argv_build(const struct domain_definition *definition,
     free(qmp);
     argv_add(&builder, "-mon");
     argv_add(&builder, "chardev=charmonitor,id=monitor,mode=control");
-    char *serial = escape_commas(paths->serial_log);
+    /* Serial port 0 exists even without <serial>: the daemon's log and console need it. */
+    argv_add(&builder, "-chardev");
+    argv_add_owned(&builder, vmm_argv_serial_chardev(paths->serial_socket));
     argv_add(&builder, "-serial");
-    argv_addf(&builder, "file:%s", serial ? serial : "");
-    free(serial);
+    argv_add(&builder, "chardev:" VMM_ARGV_SERIAL_CHARDEV_ID);
     argv_add_if_set(&builder, "-pidfile", paths->pidfile);
     argv_add_if_set(&builder, "-kernel", definition->kernel);
     argv_add_if_set(&builder, "-initrd", definition->initrd);

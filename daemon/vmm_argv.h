@@ -6,7 +6,9 @@
  *   -m size=NK -smp CUR,maxcpus=MAX,sockets=MAX,cores=1,threads=1 -uuid U
  *   -no-user-config -nodefaults -display none
  *   -chardev socket,id=charmonitor,path=QMP,server=on,wait=off
- *   -mon chardev=charmonitor,id=monitor,mode=control -serial file:SERIAL -pidfile PIDFILE
+ *   -mon chardev=charmonitor,id=monitor,mode=control
+ *   -chardev socket,id=charserial0,path=SERIAL_SOCKET,server=on,wait=off
+ *   -serial chardev:charserial0 -pidfile PIDFILE
  *   -kernel K -initrd I -append CMDLINE
  *   per virtio disk: -blockdev {file node "<alias>-storage"} -blockdev {format node
  *   "<alias>-format"} -device {virtio-blk-pci, bus pci.0, addr 0xS, drive <alias>-format,
@@ -23,10 +25,10 @@
 #include "pv_error.h"
 
 struct vmm_argv_paths {
-    const char *emulator;   /* argv[0]: the binary to exec */
-    const char *qmp_socket; /* run-dir/domains/<name>/qmp.sock */
-    const char *serial_log; /* run-dir/domains/<name>/serial.log */
-    const char *pidfile;    /* run-dir/domains/<name>/vmm.pid; may be NULL */
+    const char *emulator;      /* argv[0]: the binary to exec */
+    const char *qmp_socket;    /* run-dir/domains/<name>/qmp.sock */
+    const char *serial_socket; /* run-dir/domains/<name>/serial.sock */
+    const char *pidfile;       /* run-dir/domains/<name>/vmm.pid; may be NULL */
 };
 
 /* A NULL-terminated malloc'd argv (free with vmm_argv_free), or NULL with the reason
@@ -36,6 +38,18 @@ char **vmm_argv_build(const struct domain_definition *definition,
 void vmm_argv_free(char **argv);
 /* The argv as one shell-like line (for logs), malloc'd. */
 char *vmm_argv_to_string(char *const *argv);
+
+/* Serial port 0. Whatever the <serial>/<console> type, the VMM's end is a unix socket server
+ * in the run directory and the daemon is its one client (daemon/console.h): the daemon keeps
+ * serial.log, serves `pvsh console` and connects the user's backend (file, pty, unix, null).
+ * So the -chardev value is the same for every type and for both emulators:
+ * "socket,id=charserial0,path=SOCKET,server=on,wait=off" (malloc'd, NULL on allocation
+ * failure); the frontend is "-serial chardev:charserial0". */
+#define VMM_ARGV_SERIAL_CHARDEV_ID "charserial0"
+char *vmm_argv_serial_chardev(const char *serial_socket);
+/* Checks the definition's serial port 0 is one the daemon can connect: type file (with a
+ * path), pty, unix (with a path, mode bind or connect) or null. -EINVAL "unsupported: ..." */
+int vmm_argv_check_serial(const struct domain_definition *definition, struct pv_error *error);
 
 /* The -blockdev JSON of a disk's protocol ("file") node and format node, and its -device
  * JSON (device_args.h); malloc'd, NULL on allocation failure or a value device_args refuses.

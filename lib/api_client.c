@@ -400,3 +400,12 @@ void api_reply_free(struct api_reply *reply)
     yajl_tree_free(reply->root);
     memset(reply, 0, sizeof(*reply));
 }
+
+size_t api_client_take_buffered(struct api_client *client, void *out, size_t size)
+{
+    size_t length = client->length < size ? client->length : size;
+    memcpy(out, client->buffer, length);
+    memmove(client->buffer, client->buffer + length, client->length - length);
+    client->length -= length;
+    return length;
+}

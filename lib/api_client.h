@@ -64,6 +64,11 @@ int api_client_read_event(struct api_client *client, int timeout_ms, yajl_val *e
 int api_client_read_line(struct api_client *client, int timeout_ms, char **line,
                          struct pv_error *error);
 
+/* Moves up to `size` bytes received but not yet taken as lines into `out` and returns how
+ * many: after a reply that turns the connection into a byte stream (domain.console), the
+ * first bytes of the stream may already have been read with the reply. */
+size_t api_client_take_buffered(struct api_client *client, void *out, size_t size);
+
 void api_reply_free(struct api_reply *reply);
 
 #endif

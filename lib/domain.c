@@ -129,6 +129,7 @@ void domain_chardev_clear(struct domain_chardev *chardev)
     free(chardev->type);
     free(chardev->source_mode);
     free(chardev->source_path);
+    free(chardev->source_append);
     free(chardev->target_type);
     free(chardev->target_name);
     free(chardev->target_model);
@@ -300,8 +301,8 @@ static int chardev_copy(struct domain_chardev *to, const struct domain_chardev *
 {
     *to = *from;
     bool ok = true;
-    char **fields[] = {&to->type,        &to->source_mode,  &to->source_path, &to->target_type,
-                       &to->target_name, &to->target_model, &to->alias};
+    char **fields[] = {&to->type,        &to->source_mode, &to->source_path,  &to->source_append,
+                       &to->target_type, &to->target_name, &to->target_model, &to->alias};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         ok &= duplicate_string(fields[i]);
     if (!ok) {
@@ -852,4 +853,23 @@ int domain_scale_to_kib(uint64_t value, const char *unit, uint64_t *kib, struct 
     uint64_t bytes = value * scale;
     *kib = bytes / 1024 + (bytes % 1024 != 0);
     return 0;
+}
+
+struct domain_chardev *domain_serial_console(struct domain_definition *definition)
+{
+    for (size_t i = 0; definition && i < definition->chardev_count; i++) {
+        struct domain_chardev *chardev = &definition->chardevs[i];
+        if (chardev->kind == DOMAIN_CHARDEV_CONSOLE &&
+            (!chardev->target_type || strcmp(chardev->target_type, "serial") == 0))
+            return chardev;
+    }
+    return NULL;
+}
+
+const struct domain_chardev *domain_serial_port(const struct domain_definition *definition)
+{
+    for (size_t i = 0; definition && i < definition->chardev_count; i++)
+        if (definition->chardevs[i].kind == DOMAIN_CHARDEV_SERIAL)
+            return &definition->chardevs[i];
+    return domain_serial_console((struct domain_definition *)definition);
 }

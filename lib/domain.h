@@ -110,11 +110,12 @@ enum domain_chardev_kind {
 };
 struct domain_chardev {
     enum domain_chardev_kind kind;
-    char *type;        /* 'unix' | 'pty' | 'file' | 'null' | 'stdio' */
-    char *source_mode; /* 'bind' | 'connect' */
-    char *source_path;
-    char *target_type; /* channel: 'virtio'; serial: 'isa-serial'; console: 'serial'|'virtio' */
-    char *target_name; /* channel: 'org.qemu.guest_agent.0' */
+    char *type;          /* 'unix' | 'pty' | 'file' | 'null' | 'stdio' */
+    char *source_mode;   /* 'bind' | 'connect' */
+    char *source_path;   /* pty: the live XML's /dev/pts/N (runtime state, not persistent) */
+    char *source_append; /* file: 'on' | 'off' (NULL: off, the file is truncated) */
+    char *target_type;   /* channel: 'virtio'; serial: 'isa-serial'; console: 'serial'|'virtio' */
+    char *target_name;   /* channel: 'org.qemu.guest_agent.0' */
     unsigned target_port;
     char *target_model; /* serial: <target><model name='isa-serial'/> */
     char *alias;
@@ -197,6 +198,12 @@ int domain_definition_add_device(struct domain_definition *definition,
 int domain_definition_remove_device(struct domain_definition *definition,
                                     const struct domain_device *device, struct pv_error *error);
 struct domain_disk *domain_find_disk(struct domain_definition *definition, const char *target_dev);
+/* The guest's serial port 0: the <serial> if there is one, else a <console> with target type
+ * 'serial' (or none), which libvirt treats as an alias of the first serial port; NULL when
+ * the definition has neither. The parser has already refused other layouts. */
+const struct domain_chardev *domain_serial_port(const struct domain_definition *definition);
+/* The <console> aliasing serial port 0, NULL if none. */
+struct domain_chardev *domain_serial_console(struct domain_definition *definition);
 
 /* libvirt's names of the enumerations ("file", "cdrom", "virtio", "bridge", "channel", ...). */
 const char *domain_disk_type_name(enum domain_disk_type type);

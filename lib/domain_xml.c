@@ -185,6 +185,7 @@ static const struct unsupported_element unsupported_elements[] = {
     {"hostdev", "boot|rom|acpi", NULL},
     {"controller", "driver|model|target|pcihole64|master", NULL},
     {"serial|console|channel", "log|protocol", NULL},
+    {"source", "reconnect|seclabel", NULL},
 };
 
 struct unsupported_attribute {
@@ -229,14 +230,34 @@ static const struct unsupported_attribute unsupported_attributes[] = {
     {"devices", "controller", "ports|vectors|maxGrantFrames|maxEventChannels", NULL, NULL},
     {"devices", "hostdev", "mode", "capabilities", NULL},
     {"devices", "hostdev", "type", "usb|scsi|scsi_host|mdev", NULL},
-    {"devices", "serial|console|channel", "type",
-     "dev|pipe|tcp|udp|vc|spicevmc|spiceport|nmdm|qemu-vdagent|dbus", NULL},
+    {"devices", "channel", "type", "dev|pipe|tcp|udp|vc|spicevmc|spiceport|nmdm|qemu-vdagent|dbus",
+     NULL},
+    {"devices", "serial|console", "type",
+     "dev|pipe|tcp|udp|vc|spicevmc|spiceport|nmdm|qemu-vdagent|dbus|stdio",
+     "a serial port or console can be type='file', 'pty', 'unix' or 'null' (use 'pvsh console' "
+     "for an interactive console)"},
     {"channel", "target", "type", "guestfwd|xen", NULL},
     {"serial", "target", "type",
      "pci-serial|usb-serial|spapr-vio-serial|system-serial|sclp-serial|isa-debug", NULL},
     {"console", "target", "type", "xen|uml|lxc|openvz|sclp|sclplm|s390", NULL},
     {NULL, "address", "type", "ccw|virtio-mmio|spapr-vio|isa|dimm|ccid|usb|unassigned|s390", NULL},
     {NULL, "address", "multifunction", NULL, NULL},
+};
+
+/* Elements whose every attribute is known: an unknown one is named (libxml2's RelaxNG
+ * reports it inside an interleave only as "Extra element source in interleave"). */
+struct known_attributes {
+    const char *grandparents; /* '|'-separated, NULL: any */
+    const char *parents;      /* '|'-separated */
+    const char *elements;     /* '|'-separated */
+    const char *attributes;   /* '|'-separated */
+};
+
+static const struct known_attributes known_attributes[] = {
+    {NULL, "devices", "serial|console", "type"},
+    {"devices", "serial|console", "source", "mode|path|append"},
+    {"devices", "serial|console", "target", "type|port"},
+    {"devices", "serial|console", "alias", "name"},
 };
 
 static bool is_element(xmlNodePtr node, const char *name)
@@ -249,6 +270,46 @@ static const char *parent_name(xmlNodePtr node, const char *root_parent)
 {
     return node->parent && node->parent->type == XML_ELEMENT_NODE ? node_name(node->parent)
                                                                   : root_parent;
+}
+
+static int check_unknown_attributes(xmlNodePtr node, const char *root_parent,
+                                    struct pv_error *error)
+{
+    const char *name = node_name(node);
+    const char *parent = parent_name(node, root_parent);
+    const char *grandparent = node->parent && node->parent->type == XML_ELEMENT_NODE
+                                  ? parent_name(node->parent, root_parent)
+                                  : "";
+    for (size_t i = 0; i < sizeof(known_attributes) / sizeof(known_attributes[0]); i++) {
+        const struct known_attributes *rule = &known_attributes[i];
+        if (!name_in_list(name, rule->elements) || !name_in_list(parent, rule->parents) ||
+            (rule->grandparents && !name_in_list(grandparent, rule->grandparents)))
+            continue;
+        for (xmlAttrPtr attribute = node->properties; attribute; attribute = attribute->next) {
+            const char *attribute_name = (const char *)attribute->name;
+            if (attribute->ns || !name_in_list(attribute_name, rule->attributes))
+                return pv_error_set(
+                    error, -EINVAL, "line %ld: unknown attribute '%s' of <%s> in <%s> (known: %s)",
+                    node_line(node), attribute_name, name, parent, rule->attributes);
+            const char *values = strcmp(attribute_name, "append") == 0 ? "on|off"
+                                 : strcmp(attribute_name, "mode") == 0 ? "bind|connect"
+                                                                       : NULL;
+            xmlChar *value =
+                values ? xmlNodeListGetString(node->doc, attribute->children, 1) : NULL;
+            bool valid = !values || (value && name_in_list((const char *)value, values));
+            int result = valid
+                             ? 0
+                             : pv_error_set(error, -EINVAL,
+                                            "line %ld: invalid %s='%s' of <%s> in <%s> "
+                                            "(use %s)",
+                                            node_line(node), attribute_name,
+                                            value ? (const char *)value : "", name, parent, values);
+            xmlFree(value);
+            if (result < 0)
+                return result;
+        }
+    }
+    return 0;
 }
 
 static int check_unsupported_attributes(xmlNodePtr node, const char *root_parent,
@@ -314,6 +375,8 @@ static int check_unsupported(xmlNodePtr node, const char *root_parent, struct pv
             }
         }
         int result = check_unsupported_attributes(node, root_parent, error);
+        if (result == 0)
+            result = check_unknown_attributes(node, root_parent, error);
         if (result < 0)
             return result;
         result = check_unsupported(node->children, root_parent, error);
@@ -974,7 +1037,9 @@ static int map_chardev(struct mapper *mapper, xmlNodePtr node, enum domain_chard
     xmlNodePtr source = first_child(node, "source");
     chardev->source_mode = attribute(mapper, source, "mode");
     chardev->source_path = attribute(mapper, source, "path");
+    chardev->source_append = attribute(mapper, source, "append");
     bool needs_path = strcmp(chardev->type, "unix") == 0 || strcmp(chardev->type, "file") == 0;
+    /* pty: libvirt's live XML names the pty in <source path=>; it is runtime state. */
     bool takes_source = needs_path || strcmp(chardev->type, "pty") == 0;
     if (needs_path && !chardev->source_path && !mapper->out_of_memory)
         return invalid(mapper->error, source ? source : node,
@@ -984,6 +1049,8 @@ static int map_chardev(struct mapper *mapper, xmlNodePtr node, enum domain_chard
                        chardev->type);
     if (chardev->source_mode && strcmp(chardev->type, "unix") != 0)
         return invalid(mapper->error, source, "source mode= is only for type='unix'");
+    if (chardev->source_append && strcmp(chardev->type, "file") != 0)
+        return invalid(mapper->error, source, "source append= is only for type='file'");
 
     xmlNodePtr target = first_child(node, "target");
     chardev->target_type = attribute(mapper, target, "type");
@@ -993,12 +1060,47 @@ static int map_chardev(struct mapper *mapper, xmlNodePtr node, enum domain_chard
         target ? number_attribute(mapper, target, "port", 10, 0xffff, &chardev->target_port) : 0;
     if (result < 0)
         return result;
+    char what[128];
+    if (kind == DOMAIN_CHARDEV_CONSOLE && chardev->target_type &&
+        strcmp(chardev->target_type, "virtio") == 0)
+        return unsupported(mapper->error, target, "<console> with <target type='virtio'>",
+                           "virtio-console is not emulated; use <target type='serial'/> (the "
+                           "console is then serial port 0)");
+    if (kind != DOMAIN_CHARDEV_CHANNEL && chardev->target_port != 0) {
+        snprintf(what, sizeof(what), "<%s> with <target port='%u'>", node_name(node),
+                 chardev->target_port);
+        return unsupported(mapper->error, target, what,
+                           "the guest has one serial port: port 0 (COM1)");
+    }
     chardev->alias = alias_of(mapper, node);
     result = parse_address(mapper, first_child(node, "address"), &chardev->address);
     if (result < 0)
         return result;
     return require_address_type(mapper, node, &chardev->address, DOMAIN_ADDRESS_VIRTIO_SERIAL,
                                 "a channel");
+}
+
+static bool optional_equal(const char *a, const char *b, const char *fallback)
+{
+    return strcmp(a ? a : fallback, b ? b : fallback) == 0;
+}
+
+/* libvirt's rule: a <console> with target type 'serial' is serial port 0 itself, so when both
+ * are given they must describe the same backend (libvirt would silently copy the serial's). */
+static int check_serial_console(struct mapper *mapper, xmlNodePtr console_node,
+                                const struct domain_chardev *serial,
+                                const struct domain_chardev *console)
+{
+    bool pty = strcmp(serial->type, "pty") == 0;
+    if (strcmp(serial->type, console->type) == 0 &&
+        optional_equal(serial->source_mode, console->source_mode, "connect") &&
+        (pty || optional_equal(serial->source_path, console->source_path, "")) &&
+        optional_equal(serial->source_append, console->source_append, "off"))
+        return 0;
+    return invalid(mapper->error, console_node,
+                   "the <console> (target type='serial') is serial port 0: its type and "
+                   "<source> must match the <serial>'s (type='%s' here, '%s' there)",
+                   console->type, serial->type);
 }
 
 /* Maps one device element; false (without error) when `node` is not a device. */
@@ -1141,7 +1243,18 @@ static int map_vcpu(struct mapper *mapper, xmlNodePtr node, struct domain_defini
 static int map_devices(struct mapper *mapper, xmlNodePtr devices,
                        struct domain_definition *definition)
 {
+    xmlNodePtr serial_node = NULL, console_node = NULL;
     for (xmlNodePtr child = devices ? devices->children : NULL; child; child = child->next) {
+        if (is_element(child, "serial") || is_element(child, "console")) {
+            xmlNodePtr *seen = is_element(child, "serial") ? &serial_node : &console_node;
+            char what[64];
+            snprintf(what, sizeof(what), "a second <%s>", node_name(child));
+            if (*seen)
+                return unsupported(mapper->error, child, what,
+                                   "the guest has one serial port (port 0), and a <console> "
+                                   "with target type='serial' is that port");
+            *seen = child;
+        }
         if (child->type != XML_ELEMENT_NODE)
             continue;
         if (is_element(child, "emulator")) {
@@ -1163,6 +1276,10 @@ static int map_devices(struct mapper *mapper, xmlNodePtr devices,
         if (result < 0)
             return invalid(mapper->error, child, "%s", add_error.message);
     }
+    struct domain_chardev *console = domain_serial_console(definition);
+    const struct domain_chardev *serial = domain_serial_port(definition);
+    if (console && serial && serial != console)
+        return check_serial_console(mapper, console_node, serial, console);
     return 0;
 }
 
@@ -1570,11 +1687,15 @@ static void write_chardev(FILE *out, int level, const struct domain_chardev *cha
     fprintf(out, "<%s", element);
     write_attribute(out, "type", chardev->type);
     fputs(">\n", out);
-    if (chardev->source_mode || chardev->source_path) {
+    /* A pty's path is runtime state: only the live XML has it, as in libvirt. */
+    const char *path =
+        chardev->type && strcmp(chardev->type, "pty") == 0 && !live ? NULL : chardev->source_path;
+    if (chardev->source_mode || path || chardev->source_append) {
         write_indent(out, level + 1);
         fputs("<source", out);
         write_attribute(out, "mode", chardev->source_mode);
-        write_attribute(out, "path", chardev->source_path);
+        write_attribute(out, "path", path);
+        write_attribute(out, "append", chardev->source_append);
         fputs("/>\n", out);
     }
     write_indent(out, level + 1);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -270,25 +271,63 @@ static void collect_pci(yajl_val devices, char found[][64], size_t *count)
     }
 }
 
-/* The guest's PCI slots from 3 up, replayed from its serial log (whole lines only). */
-static void guest_slots(const char *name, bool present[32])
+/* The guest's PCI slots from 3 up, as the guest itself reports them: its `pci` command,
+ * asked through the daemon's console (domain.console, forced: tests own the console). The
+ * serial log cannot tell, since what the guest prints while the daemon is down is lost.
+ * Returns 0, or -1 when the guest did not answer in time. */
+static int guest_slots(const char *name, bool present[32])
 {
     memset(present, 0, 32 * sizeof(bool));
-    char path[1024];
-    snprintf(path, sizeof(path), "%.600s/domains/%.64s/serial.log", daemon_p->run_dir, name);
-    FILE *file = fopen(path, "r");
-    char line[512];
-    while (file && fgets(line, sizeof(line), file)) {
-        if (!strchr(line, '\n'))
-            break; /* an unfinished line: the guest is still writing it */
-        unsigned slot = 0;
-        if (sscanf(line, "PROBE PCI ADD 00:%x.0 1af4:", &slot) == 1 && slot < 32)
-            present[slot] = true;
-        else if (sscanf(line, "PROBE PCI EJECT 00:%x.0", &slot) == 1 && slot < 32)
-            present[slot] = false;
+    struct pv_error error = {0};
+    struct api_client *console = api_client_connect(daemon_p->socket_path, &error);
+    cr_assert_not_null(console, "%s", error.message);
+    char params[200];
+    snprintf(params, sizeof(params), "{\"domain\": \"%s\", \"force\": true}", name);
+    struct api_reply reply;
+    int rc = api_client_call(console, "domain.console", params, 30000, &reply, NULL);
+    bool opened = rc == 0 && !reply.error_code;
+    api_reply_free(&reply);
+    if (!opened) {
+        api_client_close(console);
+        return -1;
     }
-    if (file)
-        fclose(file);
+    int fd = api_client_fd(console);
+    char buffer[8192];
+    size_t length = api_client_take_buffered(console, buffer, sizeof(buffer) - 1);
+    rc = write(fd, "pci\n", 4) == 4 ? -1 : -2;
+    long long deadline = monotonic_ms() + 10000;
+    while (rc == -1 && monotonic_ms() < deadline) {
+        buffer[length] = '\0';
+        /* whole lines only; the answer ends with PROBE PCI END */
+        char *end = strstr(buffer, "PROBE PCI END\n");
+        if (end) {
+            *end = '\0';
+            for (char *line = buffer; line && *line;) {
+                char *next = strchr(line, '\n');
+                if (next)
+                    *next++ = '\0';
+                unsigned bus, slot, function, vendor, device;
+                if (sscanf(line, "PROBE PCI %x:%x.%x %x:%x", &bus, &slot, &function, &vendor,
+                           &device) == 5 &&
+                    bus == 0 && slot >= 3 && slot < 32)
+                    present[slot] = true;
+                line = next;
+            }
+            rc = 0;
+            break;
+        }
+        struct pollfd wait = {.fd = fd, .events = POLLIN};
+        if (poll(&wait, 1, 100) == 1) {
+            ssize_t got = read(fd, buffer + length, sizeof(buffer) - 1 - length);
+            if (got <= 0)
+                break;
+            length += (size_t)got;
+            if (length >= sizeof(buffer) - 1)
+                break;
+        }
+    }
+    api_client_close(console);
+    return rc == 0 ? 0 : -1;
 }
 
 /* Compares every view of one domain once; 0 when they agree, else why. */
@@ -399,7 +438,10 @@ static int compare_views(const char *name, const char *uuid, char *why, size_t s
     api_reply_free(&reply);
     /* the guest: what it has is what the VMM has (attached, or not yet released) */
     bool present[32];
-    guest_slots(name, present);
+    if (rc == 0 && guest_slots(name, present) < 0) {
+        snprintf(why, size, "%s: the guest did not answer its pci command", name);
+        rc = -1;
+    }
     for (int slot = 3; rc == 0 && slot < 32; slot++) {
         bool expected = false;
         for (size_t i = 0; i < live.count; i++)

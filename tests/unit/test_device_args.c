@@ -139,7 +139,7 @@ static char **cold_argv(const struct domain_disk *disk)
     definition.disk_count = 1;
     struct vmm_argv_paths paths = {.emulator = "/usr/bin/qemu-system-x86_64",
                                    .qmp_socket = "/run/demo/qmp.sock",
-                                   .serial_log = "/run/demo/serial.log"};
+                                   .serial_socket = "/run/demo/serial.sock"};
     struct pv_error error = {0};
     char **argv = vmm_argv_build(&definition, &paths, &error);
     cr_assert_not_null(argv, "%s", error.message);
@@ -423,7 +423,7 @@ Test(device_args, values_it_cannot_express_are_refused_by_name)
         definition.disks = &disk;
         definition.disk_count = 1;
         struct vmm_argv_paths paths = {
-            .emulator = "/bin/vmm", .qmp_socket = "/q", .serial_log = "/s"};
+            .emulator = "/bin/vmm", .qmp_socket = "/q", .serial_socket = "/s"};
         struct pv_error argv_error = {0};
         cr_assert_null(vmm_argv_build(&definition, &paths, &argv_error));
         cr_assert_str_eq(argv_error.message, bad[i].message);

@@ -659,3 +659,128 @@ Test(domain_uuid, generate_version_4)
     cr_assert_eq(first[14], '4', "version 4: %s", first);
     cr_assert(strchr("89ab", first[19]) != NULL, "RFC 4122 variant: %s", first);
 }
+
+/* --- serial port and console (issue 9, defect 3) ---------------------------------------- */
+
+#define MEMORY "<memory>131072</memory>"
+
+static struct domain_definition *parse_devices(const char *devices, struct pv_error *error)
+{
+    char body[2048];
+    snprintf(body, sizeof(body), MEMORY "<devices>%s</devices>\n", devices);
+    return parse_with(body, error);
+}
+
+static void expect_refused(const char *devices, int code, const char *needle)
+{
+    struct pv_error error = {0};
+    struct domain_definition *definition = parse_devices(devices, &error);
+    cr_assert_null(definition, "accepted: %s", devices);
+    cr_assert_eq(error.code, code, "%s: %d %s", devices, error.code, error.message);
+    cr_assert_not_null(strstr(error.message, needle), "%s: '%s' lacks '%s'", devices, error.message,
+                       needle);
+}
+
+Test(domain_xml, serial_types_file_pty_unix_null_are_accepted)
+{
+    static const char *const accepted[] = {
+        "<serial type='file'><source path='/tmp/s.log'/></serial>",
+        "<serial type='file'><source path='/tmp/s.log' append='on'/><target port='0'/></serial>",
+        "<serial type='file'><source path='/tmp/s.log' append='off'/></serial>",
+        "<serial type='pty'/>",
+        "<serial type='unix'><source mode='bind' path='/tmp/s.sock'/></serial>",
+        "<serial type='unix'><source mode='connect' path='/tmp/s.sock'/></serial>",
+        "<serial type='null'/>",
+        "<console type='pty'><target type='serial' port='0'/></console>",
+        "<console type='file'><source path='/tmp/c.log'/><target type='serial'/></console>",
+        "<serial type='file'><source path='/tmp/s.log' append='on'/></serial>"
+        "<console type='file'><source path='/tmp/s.log' append='on'/><target type='serial'/>"
+        "</console>",
+        "<serial type='pty'><source path='/dev/pts/3'/></serial>"
+        "<console type='pty'><source path='/dev/pts/3'/><target type='serial'/></console>",
+    };
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        struct pv_error error = {0};
+        struct domain_definition *definition = parse_devices(accepted[i], &error);
+        cr_assert_not_null(definition, "%s: %s", accepted[i], error.message);
+        cr_assert_not_null(domain_serial_port(definition));
+        domain_definition_free(definition);
+    }
+}
+
+Test(domain_xml, serial_file_append_and_pty_path_round_trip)
+{
+    struct pv_error error = {0};
+    struct domain_definition *definition = parse_devices(
+        "<serial type='file'><source path='/tmp/s.log' append='on'/></serial>", &error);
+    cr_assert_not_null(definition, "%s", error.message);
+    cr_assert_str_eq(domain_serial_port(definition)->source_append, "on");
+    char *xml = domain_xml_format(definition, false, &error);
+    cr_assert_not_null(strstr(xml, "<source path='/tmp/s.log' append='on'/>"), "%s", xml);
+    free(xml);
+    domain_definition_free(definition);
+
+    definition = parse_devices("<serial type='pty'><source path='/dev/pts/3'/></serial>"
+                               "<console type='pty'><source path='/dev/pts/3'/></console>",
+                               &error);
+    cr_assert_not_null(definition, "%s", error.message);
+    char *live = domain_xml_format(definition, true, &error);
+    char *inactive = domain_xml_format(definition, false, &error);
+    cr_assert_not_null(strstr(live, "<source path='/dev/pts/3'/>"), "%s", live);
+    cr_assert_null(strstr(inactive, "/dev/pts/3"), "a pty's path is runtime state: %s", inactive);
+    free(live);
+    free(inactive);
+    domain_definition_free(definition);
+}
+
+Test(domain_xml, serial_refusals_name_the_problem)
+{
+    static const char *const types[] = {"tcp",      "udp",          "stdio", "vc",
+                                        "spicevmc", "pipe",         "dev",   "spiceport",
+                                        "nmdm",     "qemu-vdagent", "dbus"};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        char devices[256], needle[64];
+        snprintf(devices, sizeof(devices), "<serial type='%s'/>", types[i]);
+        snprintf(needle, sizeof(needle), "<serial type='%s'>", types[i]);
+        expect_refused(devices, -EOPNOTSUPP, needle);
+        snprintf(devices, sizeof(devices), "<console type='%s'/>", types[i]);
+        snprintf(needle, sizeof(needle), "<console type='%s'>", types[i]);
+        expect_refused(devices, -EOPNOTSUPP, needle);
+    }
+    expect_refused("<serial type='pty'/><serial type='null'/>", -EOPNOTSUPP, "a second <serial>");
+    expect_refused("<serial type='file'><source path='/tmp/a'/><target port='1'/></serial>",
+                   -EOPNOTSUPP, "<target port='1'>");
+    expect_refused("<console type='pty'/><console type='pty'/>", -EOPNOTSUPP, "a second <console>");
+    expect_refused("<console type='pty'><target type='virtio'/></console>", -EOPNOTSUPP,
+                   "target type='virtio'");
+    expect_refused("<serial type='pty'/><console type='null'><target type='serial'/></console>",
+                   -EINVAL, "must match the <serial>");
+    expect_refused("<serial type='file'><source path='/tmp/a'/></serial>"
+                   "<console type='file'><source path='/tmp/b'/></console>",
+                   -EINVAL, "must match the <serial>");
+    expect_refused("<serial type='file'/>", -EINVAL, "needs <source path=...>");
+    expect_refused("<serial type='unix'><source mode='bind'/></serial>", -EINVAL,
+                   "needs <source path=...>");
+    expect_refused("<serial type='null'><source path='/tmp/a'/></serial>", -EINVAL,
+                   "takes no <source>");
+    expect_refused("<serial type='pty'><source append='on'/></serial>", -EINVAL,
+                   "append= is only for type='file'");
+    expect_refused("<serial type='file'><source mode='bind' path='/tmp/a'/></serial>", -EINVAL,
+                   "mode= is only for type='unix'");
+    /* Unknown attributes and elements, by name. */
+    expect_refused("<serial type='file'><source path='/tmp/a' bogus='1'/></serial>", -EINVAL,
+                   "bogus");
+    expect_refused("<serial type='file' bogus='1'><source path='/tmp/a'/></serial>", -EINVAL,
+                   "bogus");
+    expect_refused("<serial type='file'><source path='/tmp/a' append='yes'/></serial>", -EINVAL,
+                   "append");
+    expect_refused("<serial type='unix'><source mode='listen' path='/tmp/a'/></serial>", -EINVAL,
+                   "mode");
+    expect_refused("<serial type='file'><source path='/tmp/a'/><log file='/tmp/l'/></serial>",
+                   -EOPNOTSUPP, "<log>");
+    expect_refused("<serial type='unix'><source mode='connect' path='/tmp/a'>"
+                   "<reconnect enabled='yes' timeout='1'/></source></serial>",
+                   -EOPNOTSUPP, "<reconnect>");
+    expect_refused("<serial type='pty'><target type='pci-serial'/></serial>", -EOPNOTSUPP,
+                   "pci-serial");
+}

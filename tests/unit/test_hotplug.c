@@ -641,8 +641,9 @@ Test(hotplug, recovery_of_an_interrupted_rollback_unplugs_a_present_device)
 
 Test(hotplug, recovery_of_a_detach_waits_or_cleans_up)
 {
-    /* the device is still there: keep waiting, do not resend device_del */
-    journal_crash("detach-disk", "undo", 2, "detaching");
+    /* a detach that had ended pending, the device still there: keep waiting, do not ask
+     * the guest again */
+    journal_crash("detach-disk", "pending", 2, "detaching");
     peer_objects(3);
     fake_qmp_peer_set_auto_release(side_a.peer, false);
     struct outcome outcome = recover(&side_a);
@@ -670,6 +671,21 @@ Test(hotplug, recovery_of_a_detach_waits_or_cleans_up)
                      "query-pci | query-named-block-nodes | blockdev-del virtio-disk1-format | "
                      "blockdev-del virtio-disk1-storage");
     cr_assert_eq(removed_calls, 2);
+    cr_assert_eq(unfinished_jobs(UUID_A), 0);
+
+    /* the daemon died with device_del journaled, before the guest answered: the detach goes
+     * on as the job would have: device_del (again), and the release once the guest lets go */
+    journal_crash("detach-disk", "undo", 2, "detaching");
+    peer_objects(3);
+    fake_qmp_peer_set_auto_release(side_a.peer, true);
+    start = fake_qmp_peer_command_count(side_a.peer);
+    outcome = recover(&side_a);
+    cr_assert_eq(outcome.result.status, 0, "%s", outcome.result.message);
+    cr_assert(strstr(outcome.result.message, "resumed"), "%s", outcome.result.message);
+    cr_assert_str_eq(commands_since(&side_a, start),
+                     "query-pci | query-named-block-nodes | device_del virtio-disk1 | "
+                     "blockdev-del virtio-disk1-format | blockdev-del virtio-disk1-storage");
+    cr_assert_eq(removed_calls, 3);
     cr_assert_eq(unfinished_jobs(UUID_A), 0);
 }
 

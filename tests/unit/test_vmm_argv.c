@@ -9,7 +9,7 @@
 static const struct vmm_argv_paths paths = {
     .emulator = "/usr/bin/plugvirt-vmm",
     .qmp_socket = "/run/plugvirt/domains/demo/qmp.sock",
-    .serial_log = "/run/plugvirt/domains/demo/serial.log",
+    .serial_socket = "/run/plugvirt/domains/demo/serial.sock",
     .pidfile = "/run/plugvirt/domains/demo/vmm.pid",
 };
 
@@ -63,7 +63,11 @@ Test(vmm_argv, minimal_domain_gets_libvirt_layout)
                             "server=on,wait=off"),
                   0);
     cr_assert_geq(find_pair(argv, "-mon", "chardev=charmonitor,id=monitor,mode=control"), 0);
-    cr_assert_geq(find_pair(argv, "-serial", "file:/run/plugvirt/domains/demo/serial.log"), 0);
+    cr_assert_geq(find_pair(argv, "-chardev",
+                            "socket,id=charserial0,path=/run/plugvirt/domains/demo/serial.sock,"
+                            "server=on,wait=off"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-serial", "chardev:charserial0"), 0);
     cr_assert_geq(find_pair(argv, "-pidfile", "/run/plugvirt/domains/demo/vmm.pid"), 0);
     cr_assert_geq(find_pair(argv, "-kernel", "/usr/share/plugvirt/probe-guest.elf"), 0);
     cr_assert_geq(find_pair(argv, "-append", "console=ttyS0 probe.unplug=ignore"), 0);
@@ -220,4 +224,86 @@ Test(vmm_argv, unsupported_definitions_are_refused)
     disk.alias = NULL; /* not resolved by the caller */
     cr_assert_null(vmm_argv_build(&definition, &paths, &error));
     cr_assert(strstr(error.message, "alias") != NULL, "%s", error.message);
+}
+
+/* Every serial type gives the VMM the same end: the daemon's socket (daemon/console.c
+ * connects the user's backend), so no user path reaches the VMM's command line. */
+Test(vmm_argv, every_serial_type_is_the_daemon_socket)
+{
+    static const struct {
+        const char *type, *mode, *path;
+    } cases[] = {
+        {"file", NULL, "/var/log/guest.log"},
+        {"pty", NULL, NULL},
+        {"unix", "bind", "/tmp/user.sock"},
+        {"unix", "connect", "/tmp/user.sock"},
+        {"null", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int kind = DOMAIN_CHARDEV_SERIAL; kind <= DOMAIN_CHARDEV_CONSOLE; kind++) {
+            struct domain_definition definition;
+            init_definition(&definition);
+            struct domain_chardev chardev = {0};
+            chardev.kind = kind;
+            chardev.type = (char *)cases[i].type;
+            chardev.source_mode = (char *)cases[i].mode;
+            chardev.source_path = (char *)cases[i].path;
+            if (kind == DOMAIN_CHARDEV_CONSOLE)
+                chardev.target_type = "serial";
+            definition.chardevs = &chardev;
+            definition.chardev_count = 1;
+            struct pv_error error = {0};
+            char **argv = vmm_argv_build(&definition, &paths, &error);
+            cr_assert_not_null(argv, "%s: %s", cases[i].type, error.message);
+            cr_assert_geq(find_pair(argv, "-chardev",
+                                    "socket,id=charserial0,path=/run/plugvirt/domains/demo/"
+                                    "serial.sock,server=on,wait=off"),
+                          0, "%s", cases[i].type);
+            cr_assert_geq(find_pair(argv, "-serial", "chardev:charserial0"), 0);
+            int serials = 0;
+            for (int j = 0; argv[j]; j++) {
+                serials += strcmp(argv[j], "-serial") == 0;
+                if (cases[i].path)
+                    cr_assert_null(strstr(argv[j], cases[i].path), "%s", argv[j]);
+            }
+            cr_assert_eq(serials, 1);
+            vmm_argv_free(argv);
+        }
+    }
+}
+
+Test(vmm_argv, serial_chardev_escapes_commas)
+{
+    char *text = vmm_argv_serial_chardev("/run/a,b/serial.sock");
+    cr_assert_str_eq(text, "socket,id=charserial0,path=/run/a,,b/serial.sock,server=on,wait=off");
+    free(text);
+}
+
+Test(vmm_argv, serial_layouts_it_cannot_run_are_refused)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    struct domain_chardev chardevs[2] = {{0}};
+    chardevs[0].kind = chardevs[1].kind = DOMAIN_CHARDEV_SERIAL;
+    chardevs[0].type = chardevs[1].type = "null";
+    definition.chardevs = chardevs;
+    definition.chardev_count = 2;
+    struct pv_error error = {0};
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert_not_null(strstr(error.message, "a second <serial>"), "%s", error.message);
+
+    definition.chardev_count = 1;
+    chardevs[0].type = "tcp";
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert_not_null(strstr(error.message, "<serial type='tcp'>"), "%s", error.message);
+
+    chardevs[0].type = "file";
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert_not_null(strstr(error.message, "no source path"), "%s", error.message);
+
+    chardevs[0].kind = DOMAIN_CHARDEV_CONSOLE;
+    chardevs[0].type = "pty";
+    chardevs[0].target_type = "virtio";
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert_not_null(strstr(error.message, "target type 'virtio'"), "%s", error.message);
 }
