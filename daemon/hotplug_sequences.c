@@ -1,0 +1,109 @@
+/* One hotplug sequence per device kind (see hotplug.c for the engine that runs them). */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "device_args.h"
+#include "hotplug_internal.h"
+#include "pv_log.h"
+
+/* --- sequences ----------------------------------------------------------------------------- */
+
+static int disk_describe(const struct domain_device *device, bool attach,
+                         struct hotplug_names *names, struct pv_error *error)
+{
+    const struct domain_disk *disk = &device->disk;
+    if (device->kind != DOMAIN_DEVICE_DISK)
+        return -EOPNOTSUPP;
+    if (disk->target_bus != DOMAIN_DISK_BUS_VIRTIO || disk->device != DOMAIN_DISK_DEVICE_DISK)
+        return pv_error_set(error, -EOPNOTSUPP,
+                            "only virtio disks can be hot-plugged by plugvirt for now");
+    if (!disk->alias || !disk->target_dev)
+        return pv_error_set(error, -EINVAL, "the disk has no alias or target dev");
+    if (attach && !disk->source)
+        return pv_error_set(error, -EINVAL, "disk %s has no source", disk->target_dev);
+    snprintf(names->alias, sizeof(names->alias), "%s", disk->alias);
+    snprintf(names->target, sizeof(names->target), "%s", disk->target_dev);
+    names->slot = disk->address.type == DOMAIN_ADDRESS_PCI ? (int)disk->address.slot : -1;
+    names->function = disk->address.type == DOMAIN_ADDRESS_PCI ? (int)disk->address.function : 0;
+    return 0;
+}
+
+static int disk_build_storage(const struct domain_device *device, const struct hotplug_names *names,
+                              struct json_writer *arguments)
+{
+    /* The same arguments as the cold-plugged disk's -blockdev (device_args.h). */
+    return device_args_disk_storage(arguments, &device->disk, names->objects[0]);
+}
+
+static int disk_build_format(const struct domain_device *device, const struct hotplug_names *names,
+                             struct json_writer *arguments)
+{
+    return device_args_disk_format(arguments, &device->disk, names->objects[1], names->objects[0]);
+}
+
+static int disk_build_device(const struct domain_device *device, const struct hotplug_names *names,
+                             struct json_writer *arguments)
+{
+    return device_args_disk_device(arguments, &device->disk, names->alias, names->objects[1],
+                                   names->slot, names->function);
+}
+
+static const struct hotplug_step disk_steps[] = {
+    {"blockdev-add", DEVICE_ARGS_DISK_STORAGE_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage,
+     "blockdev-del", "node-name"},
+    {"blockdev-add", DEVICE_ARGS_DISK_FORMAT_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format,
+     "blockdev-del", "node-name"},
+    {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id"},
+};
+
+/* One entry per device kind; interfaces (netdev_add + virtio-net-pci), hostdevs (vfio-pci),
+ * channels (chardev-add + virtserialport) are each one more entry. */
+static const struct hotplug_sequence hotplug_sequences[] = {
+    {"disk", "disk", disk_describe, disk_steps, sizeof(disk_steps) / sizeof(disk_steps[0])},
+};
+#define HOTPLUG_SEQUENCE_COUNT (sizeof(hotplug_sequences) / sizeof(hotplug_sequences[0]))
+
+void hotplug_names_fill_objects(const struct hotplug_sequence *sequence,
+                                struct hotplug_names *names)
+{
+    for (int i = 0; i < sequence->step_count; i++)
+        snprintf(names->objects[i], sizeof(names->objects[i]), "%s%s", names->alias,
+                 sequence->steps[i].object_suffix);
+}
+
+/* The sequence for the device's kind, before its names are known (attach: allocated when the
+ * job starts). */
+const struct hotplug_sequence *hotplug_sequence_for_kind(const struct domain_device *device,
+                                                         struct pv_error *error)
+{
+    struct hotplug_names names;
+    for (size_t i = 0; i < HOTPLUG_SEQUENCE_COUNT; i++) {
+        /* -EOPNOTSUPP without a message: another kind; with one: this kind, a variant that
+         * cannot be hot-plugged. Anything else (no alias yet) is for the job to settle. */
+        struct pv_error verdict = {0};
+        int rc = hotplug_sequences[i].describe(device, false, &names, &verdict);
+        if (rc == -EOPNOTSUPP && !verdict.code)
+            continue;
+        if (rc == -EOPNOTSUPP) {
+            if (error)
+                *error = verdict;
+            return NULL;
+        }
+        return &hotplug_sequences[i];
+    }
+    pv_error_set(error, -EOPNOTSUPP, "this kind of device cannot be hot-plugged by plugvirt");
+    return NULL;
+}
+
+const struct hotplug_sequence *hotplug_sequence_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < HOTPLUG_SEQUENCE_COUNT; i++)
+        if (!strcmp(hotplug_sequences[i].name, name))
+            return &hotplug_sequences[i];
+    return NULL;
+}
