@@ -6,8 +6,10 @@
  *     so that such XML fails with a clear message instead of a schema error;
  *  3. RelaxNG validation against the schema, errors carrying the line;
  *  4. the mapping onto the model checks values (UUID, MAC, units, ranges, consistency).
- * Formatting writes libvirt's layout: 2-space indent, single-quoted attributes. */
+ * Steps 1-3 are in domain_xml_check.c, step 4 here; formatting (libvirt's layout: 2-space
+ * indent, single-quoted attributes) is in domain_xml_format.c. */
 #include "domain.h"
+#include "domain_xml_internal.h"
 #include "schemas_builtin.h"
 
 #include <ctype.h>
@@ -31,80 +33,9 @@
 #define DOMAIN_VCPUS_MAX 4096
 #define DOMAIN_NAME_MAX 255
 
-/* libxml2 2.12 made the structured error argument const. */
-#if LIBXML_VERSION >= 21200
-typedef const xmlError *xml_error_pointer;
-#else
-typedef xmlError *xml_error_pointer;
-#endif
-
-/* --- error capture -------------------------------------------------------------------- */
-
-static const char *node_name(xmlNodePtr node)
-{
-    return node && node->name ? (const char *)node->name : "";
-}
-
-/* The first error libxml2 reports, with its line: later ones are mostly consequences. */
-struct xml_error_capture {
-    bool captured;
-    long line;
-    char message[PV_ERROR_MESSAGE_MAX];
-};
-
-static void capture_error(struct xml_error_capture *capture, xml_error_pointer xml_error)
-{
-    if (!xml_error || xml_error->level < XML_ERR_ERROR)
-        return;
-    long line = xml_error->line;
-    if (line <= 0 && xml_error->node)
-        line = xmlGetLineNo((xmlNodePtr)xml_error->node);
-    if (capture->captured) {
-        /* Some first errors have no node ("Extra element X in interleave"): take the line
-         * of the next one, which names the element. */
-        if (capture->line <= 0)
-            capture->line = line;
-        return;
-    }
-    capture->captured = true;
-    capture->line = line;
-    snprintf(capture->message, sizeof(capture->message), "%s",
-             xml_error->message ? xml_error->message : "unknown XML error");
-    size_t length = strlen(capture->message);
-    while (length > 0 && isspace((unsigned char)capture->message[length - 1]))
-        capture->message[--length] = '\0';
-    /* "Error validating value" says neither which element nor which value. */
-    xmlNodePtr node = xml_error->node;
-    if (node && node->type == XML_ELEMENT_NODE && !strstr(capture->message, node_name(node))) {
-        xmlChar *value =
-            node->children && !node->children->next && node->children->type == XML_TEXT_NODE
-                ? xmlNodeGetContent(node)
-                : NULL;
-        snprintf(capture->message + length, sizeof(capture->message) - length, " of <%s>%s%s%s",
-                 node_name(node), value ? " '" : "", value ? (const char *)value : "",
-                 value ? "'" : "");
-        xmlFree(value);
-    }
-}
-
-static void capture_validation_error(void *data, xml_error_pointer xml_error)
-{
-    capture_error(data, xml_error);
-}
-
-#if LIBXML_VERSION < 21300
-/* Before 2.13 the parser's structured handler receives the parser context (its userData);
- * the capture hangs off its _private field. */
-static void capture_parser_error(void *data, xml_error_pointer xml_error)
-{
-    xmlParserCtxtPtr parser = data;
-    capture_error(parser->_private, xml_error);
-}
-#endif
-
 /* --- error helpers -------------------------------------------------------------------- */
 
-static long node_line(xmlNodePtr node)
+long domain_xml_node_line(xmlNodePtr node)
 {
     long line = node ? xmlGetLineNo(node) : -1;
     return line > 0 ? line : 1;
@@ -119,520 +50,16 @@ static int invalid(struct pv_error *error, xmlNodePtr node, const char *format, 
     va_start(args, format);
     vsnprintf(message, sizeof(message), format, args);
     va_end(args);
-    return pv_error_set(error, -EINVAL, "line %ld: %s", node_line(node), message);
+    return pv_error_set(error, -EINVAL, "line %ld: %s", domain_xml_node_line(node), message);
 }
 
 /* "unsupported: <what> (line N) is not supported by plugvirt[: hint]" */
-static int unsupported(struct pv_error *error, xmlNodePtr node, const char *what, const char *hint)
+int domain_xml_unsupported(struct pv_error *error, xmlNodePtr node, const char *what,
+                           const char *hint)
 {
     return pv_error_set(error, -EOPNOTSUPP,
                         "unsupported: %s (line %ld) is not supported by plugvirt%s%s", what,
-                        node_line(node), hint ? ": " : "", hint ? hint : "");
-}
-
-/* --- unsupported libvirt elements and attributes --------------------------------------- */
-
-/* Names separated by '|'. */
-static bool name_in_list(const char *name, const char *list)
-{
-    size_t length = strlen(name);
-    for (const char *cursor = list; cursor && *cursor;) {
-        const char *end = strchr(cursor, '|');
-        size_t item = end ? (size_t)(end - cursor) : strlen(cursor);
-        if (item == length && strncmp(cursor, name, length) == 0)
-            return true;
-        cursor = end ? end + 1 : NULL;
-    }
-    return false;
-}
-
-struct unsupported_element {
-    const char *parents;  /* '|'-separated element names */
-    const char *elements; /* '|'-separated */
-    const char *hint;
-};
-
-static const struct unsupported_element unsupported_elements[] = {
-    {"domain",
-     "memoryBacking|blkiotune|memtune|cputune|numatune|resource|sysinfo|bootloader|"
-     "bootloader_args|iothreads|iothreadids|defaultiothread|maxMemory|vcpus|idmap|perf|"
-     "seclabel|keywrap|launchSecurity|genid|metadata|on_lockfailure|throttlegroups",
-     NULL},
-    {"os", "boot", "plugvirt-vmm boots a kernel directly; use <kernel>, <initrd> and <cmdline>"},
-    {"os",
-     "loader|nvram|bootmenu|smbios|bios|init|initarg|initenv|initdir|inituser|initgroup|dtb|"
-     "acpi|firmware|shim|varstore",
-     "plugvirt-vmm boots a kernel directly; use <kernel>, <initrd> and <cmdline>"},
-    {"features",
-     "hap|viridian|privnet|hyperv|kvm|xen|pvspinlock|capabilities|pmu|vmport|gic|smm|ioapic|"
-     "hpt|vmcoreinfo|htm|nested-hv|msrs|ccf-assist|cfpc|sbbo|ibs|tcg|async-teardown|ras|ps2|"
-     "aia|sev",
-     "only <acpi/>, <apic/> and <pae/> are"},
-    {"cpu", "vendor|topology|feature|numa|cache|maxphysaddr", NULL},
-    {"clock", "timer", NULL},
-    {"devices",
-     "graphics|video|sound|audio|input|memballoon|rng|watchdog|smartcard|redirdev|redirfilter|"
-     "tpm|filesystem|hub|lease|parallel|panic|shmem|memory|iommu|vsock|nvram|crypto|pstore",
-     NULL},
-    {"disk",
-     "boot|transient|iotune|encryption|auth|backingStore|geometry|blockio|wwn|"
-     "vendor|product|mirror|throttlefilters|backenddomain",
-     NULL},
-    {"interface",
-     "boot|bandwidth|vlan|virtualport|filterref|tune|rom|link|mtu|coalesce|driver|ip|route|"
-     "script|downscript|guest|backend|teaming|port|acpi",
-     NULL},
-    {"hostdev", "boot|rom|acpi", NULL},
-    {"controller", "driver|model|target|pcihole64|master", NULL},
-    {"serial|console|channel", "log|protocol", NULL},
-    {"source", "reconnect|seclabel", NULL},
-};
-
-struct unsupported_attribute {
-    const char *parents;    /* '|'-separated, NULL: anywhere */
-    const char *elements;   /* '|'-separated */
-    const char *attributes; /* '|'-separated */
-    const char *values;     /* '|'-separated, NULL: the attribute itself */
-    const char *hint;
-};
-
-static const struct unsupported_attribute unsupported_attributes[] = {
-    {NULL, "domain", "type",
-     "xen|lxc|uml|openvz|test|vmware|hyperv|vbox|phyp|vz|parallels|bhyve|hvf|kqemu|ch", NULL},
-    {"domain", "memory|currentMemory", "dumpCore", NULL, NULL},
-    {"domain", "vcpu", "cpuset", NULL, NULL},
-    {"domain", "vcpu", "placement", "auto", NULL},
-    {"domain", "os", "firmware", NULL,
-     "plugvirt-vmm boots a kernel directly; use <kernel>, <initrd> and <cmdline>"},
-    {"os", "type", "arch",
-     "i686|aarch64|armv6l|armv7l|armv7b|ppc|ppc64|ppc64le|s390|s390x|riscv32|riscv64|mips|"
-     "mipsel|mips64|mips64el|sparc|sparc64|alpha|cris|lm32|m68k|microblaze|microblazeel|"
-     "loongarch64",
-     "plugvirt runs x86_64 guests"},
-    {"devices", "disk", "type", "network|volume|dir|nvme|vhostuser|vhostvdpa", NULL},
-    {"devices", "disk", "device", "floppy|lun", NULL},
-    {"disk", "target", "bus", "ide|sata|usb|sd|fdc|xen|uml", "use bus='virtio' or bus='scsi'"},
-    {"disk", "target", "tray|removable|rotation_rate", NULL, NULL},
-    {"disk", "driver",
-     "discard|detect_zeroes|iothread|queues|queue_size|copy_on_read|event_idx|ioeventfd|"
-     "metadata_cache|discard_no_unref|statistics",
-     NULL, NULL},
-    {"disk", "driver", "rerror_policy", "enospace",
-     "QEMU has no read error policy 'enospc' (libvirt's schema refuses it too)"},
-    {"disk", "source", "startupPolicy", NULL, NULL},
-    {"devices", "interface", "type",
-     "user|direct|vhostuser|hostdev|mcast|server|client|udp|vdpa|null|vds|internal", NULL},
-    {"interface", "model", "type",
-     "e1000|e1000e|rtl8139|ne2k_pci|pcnet|vmxnet3|i82551|i82557b|i82559er|virtio-transitional|"
-     "virtio-non-transitional|igb|usb-net",
-     "only model type='virtio' is"},
-    {"devices", "controller", "type", "ide|fdc|sata|ccid|xenbus|isa", NULL},
-    {"devices", "controller", "ports|vectors|maxGrantFrames|maxEventChannels", NULL, NULL},
-    {"devices", "hostdev", "mode", "capabilities", NULL},
-    {"devices", "hostdev", "type", "usb|scsi|scsi_host|mdev", NULL},
-    {"devices", "channel", "type", "dev|pipe|tcp|udp|vc|spicevmc|spiceport|nmdm|qemu-vdagent|dbus",
-     NULL},
-    {"devices", "serial|console", "type",
-     "dev|pipe|tcp|udp|vc|spicevmc|spiceport|nmdm|qemu-vdagent|dbus|stdio",
-     "a serial port or console can be type='file', 'pty', 'unix' or 'null' (use 'pvsh console' "
-     "for an interactive console)"},
-    {"channel", "target", "type", "guestfwd|xen", NULL},
-    {"serial", "target", "type",
-     "pci-serial|usb-serial|spapr-vio-serial|system-serial|sclp-serial|isa-debug", NULL},
-    {"console", "target", "type", "xen|uml|lxc|openvz|sclp|sclplm|s390", NULL},
-    {NULL, "address", "type", "ccw|virtio-mmio|spapr-vio|isa|dimm|ccid|usb|unassigned|s390", NULL},
-    {NULL, "address", "multifunction", NULL, NULL},
-};
-
-/* Elements whose every attribute is known: an unknown one is named (libxml2's RelaxNG
- * reports it inside an interleave only as "Extra element source in interleave"). */
-struct known_attributes {
-    const char *grandparents; /* '|'-separated, NULL: any */
-    const char *parents;      /* '|'-separated */
-    const char *elements;     /* '|'-separated */
-    const char *attributes;   /* '|'-separated */
-};
-
-static const struct known_attributes known_attributes[] = {
-    {NULL, "devices", "serial|console", "type"},
-    {"devices", "serial|console", "source", "mode|path|append"},
-    {"devices", "serial|console", "target", "type|port"},
-    {"devices", "serial|console", "alias", "name"},
-};
-
-static bool is_element(xmlNodePtr node, const char *name)
-{
-    return node && node->type == XML_ELEMENT_NODE && strcmp(node_name(node), name) == 0;
-}
-
-/* The parent element's name; `root_parent` for the root (a device fragment's is "devices"). */
-static const char *parent_name(xmlNodePtr node, const char *root_parent)
-{
-    return node->parent && node->parent->type == XML_ELEMENT_NODE ? node_name(node->parent)
-                                                                  : root_parent;
-}
-
-static int check_unknown_attributes(xmlNodePtr node, const char *root_parent,
-                                    struct pv_error *error)
-{
-    const char *name = node_name(node);
-    const char *parent = parent_name(node, root_parent);
-    const char *grandparent = node->parent && node->parent->type == XML_ELEMENT_NODE
-                                  ? parent_name(node->parent, root_parent)
-                                  : "";
-    for (size_t i = 0; i < sizeof(known_attributes) / sizeof(known_attributes[0]); i++) {
-        const struct known_attributes *rule = &known_attributes[i];
-        if (!name_in_list(name, rule->elements) || !name_in_list(parent, rule->parents) ||
-            (rule->grandparents && !name_in_list(grandparent, rule->grandparents)))
-            continue;
-        for (xmlAttrPtr attribute = node->properties; attribute; attribute = attribute->next) {
-            const char *attribute_name = (const char *)attribute->name;
-            if (attribute->ns || !name_in_list(attribute_name, rule->attributes))
-                return pv_error_set(
-                    error, -EINVAL, "line %ld: unknown attribute '%s' of <%s> in <%s> (known: %s)",
-                    node_line(node), attribute_name, name, parent, rule->attributes);
-            const char *values = strcmp(attribute_name, "append") == 0 ? "on|off"
-                                 : strcmp(attribute_name, "mode") == 0 ? "bind|connect"
-                                                                       : NULL;
-            xmlChar *value =
-                values ? xmlNodeListGetString(node->doc, attribute->children, 1) : NULL;
-            bool valid = !values || (value && name_in_list((const char *)value, values));
-            int result = valid
-                             ? 0
-                             : pv_error_set(error, -EINVAL,
-                                            "line %ld: invalid %s='%s' of <%s> in <%s> "
-                                            "(use %s)",
-                                            node_line(node), attribute_name,
-                                            value ? (const char *)value : "", name, parent, values);
-            xmlFree(value);
-            if (result < 0)
-                return result;
-        }
-    }
-    return 0;
-}
-
-static int check_unsupported_attributes(xmlNodePtr node, const char *root_parent,
-                                        struct pv_error *error)
-{
-    const char *name = node_name(node);
-    const char *parent = parent_name(node, root_parent);
-    for (size_t i = 0; i < sizeof(unsupported_attributes) / sizeof(unsupported_attributes[0]);
-         i++) {
-        const struct unsupported_attribute *rule = &unsupported_attributes[i];
-        if (!name_in_list(name, rule->elements) ||
-            (rule->parents && !name_in_list(parent, rule->parents)))
-            continue;
-        for (xmlAttrPtr attribute = node->properties; attribute; attribute = attribute->next) {
-            const char *attribute_name = (const char *)attribute->name;
-            if (attribute->ns || !name_in_list(attribute_name, rule->attributes))
-                continue;
-            char what[PV_ERROR_MESSAGE_MAX / 2];
-            if (rule->values) {
-                xmlChar *value = xmlNodeListGetString(node->doc, attribute->children, 1);
-                bool listed = value && name_in_list((const char *)value, rule->values);
-                snprintf(what, sizeof(what), "<%s %s='%s'>", name, attribute_name,
-                         value ? (const char *)value : "");
-                xmlFree(value);
-                if (!listed)
-                    continue;
-            } else {
-                snprintf(what, sizeof(what), "attribute '%s' of <%s>", attribute_name, name);
-            }
-            return unsupported(error, node, what, rule->hint);
-        }
-    }
-    return 0;
-}
-
-/* Walks the tree in document order and reports the first unsupported element. */
-static int check_unsupported(xmlNodePtr node, const char *root_parent, struct pv_error *error)
-{
-    for (; node; node = node->next) {
-        if (node->type != XML_ELEMENT_NODE)
-            continue;
-        char what[PV_ERROR_MESSAGE_MAX / 2];
-        if (node->ns && node->ns->href && node->ns->href[0] &&
-            strcmp((const char *)node->ns->href, DOMAIN_XML_PLUGVIRT_NAMESPACE) == 0 &&
-            strcmp(node_name(node), "hotplug") == 0 &&
-            strcmp(parent_name(node, root_parent), "disk") == 0)
-            continue; /* our own status element (live XML); the daemon refuses it as input */
-        if (node->ns && node->ns->href && node->ns->href[0]) {
-            /* libvirt's extension namespaces (qemu:commandline, metadata, ...) */
-            snprintf(what, sizeof(what), "<%s%s%s> (namespace %s)",
-                     node->ns->prefix ? (const char *)node->ns->prefix : "",
-                     node->ns->prefix ? ":" : "", node_name(node), (const char *)node->ns->href);
-            return unsupported(error, node, what, NULL);
-        }
-        const char *parent = parent_name(node, root_parent);
-        for (size_t i = 0; i < sizeof(unsupported_elements) / sizeof(unsupported_elements[0]);
-             i++) {
-            const struct unsupported_element *rule = &unsupported_elements[i];
-            if (name_in_list(parent, rule->parents) &&
-                name_in_list(node_name(node), rule->elements)) {
-                snprintf(what, sizeof(what), "<%s>", node_name(node));
-                return unsupported(error, node, what, rule->hint);
-            }
-        }
-        int result = check_unsupported_attributes(node, root_parent, error);
-        if (result == 0)
-            result = check_unknown_attributes(node, root_parent, error);
-        if (result < 0)
-            return result;
-        result = check_unsupported(node->children, root_parent, error);
-        if (result < 0)
-            return result;
-    }
-    return 0;
-}
-
-/* --- schemas (compiled once per file) ------------------------------------------------- */
-
-struct schema_cache_entry {
-    char *path;
-    xmlRelaxNGPtr schema;
-};
-
-static pthread_mutex_t schema_cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct schema_cache_entry schema_cache[8];
-
-/* Without a schema directory the schemas built into the program are used (run from a build
- * tree, nothing installed). libxml2 reads a RelaxNG <include href> through its external
- * entity loader; URLs under this prefix are served from builtin_schemas, others go to the
- * loader that was there before. */
-#define BUILTIN_SCHEMA_PREFIX "plugvirt-builtin:/"
-
-static xmlExternalEntityLoader previous_entity_loader;
-static pthread_once_t builtin_loader_once = PTHREAD_ONCE_INIT;
-
-static xmlParserInputPtr builtin_entity_loader(const char *url, const char *id,
-                                               xmlParserCtxtPtr context)
-{
-    size_t prefix_length = strlen(BUILTIN_SCHEMA_PREFIX);
-    if (url == NULL || strncmp(url, BUILTIN_SCHEMA_PREFIX, prefix_length) != 0)
-        return previous_entity_loader ? previous_entity_loader(url, id, context) : NULL;
-    for (const struct builtin_schema *schema = builtin_schemas; schema->name; schema++) {
-        if (strcmp(url + prefix_length, schema->name) != 0)
-            continue;
-        /* A copy: libxml2 2.9's static buffers read past the end of the text. */
-        xmlParserInputBufferPtr buffer = xmlParserInputBufferCreateMem(
-            schema->text, (int)strlen(schema->text), XML_CHAR_ENCODING_NONE);
-        if (buffer == NULL)
-            return NULL;
-        xmlParserInputPtr input = xmlNewIOInputStream(context, buffer, XML_CHAR_ENCODING_NONE);
-        if (input == NULL) {
-            xmlFreeParserInputBuffer(buffer);
-            return NULL;
-        }
-        /* The document's URL: relative includes resolve under the prefix again. */
-        input->filename = (const char *)xmlStrdup((const xmlChar *)url);
-        return input;
-    }
-    return NULL;
-}
-
-static void install_builtin_loader(void)
-{
-    previous_entity_loader = xmlGetExternalEntityLoader();
-    xmlSetExternalEntityLoader(builtin_entity_loader);
-}
-
-static xmlRelaxNGPtr schema_load(const char *schema_dir, const char *file, struct pv_error *error)
-{
-    char *path = NULL;
-    if (schema_dir ? asprintf(&path, "%s/%s", schema_dir, file) < 0
-                   : asprintf(&path, "%s%s", BUILTIN_SCHEMA_PREFIX, file) < 0)
-        return pv_error_set(error, -ENOMEM, "out of memory"), NULL;
-    if (!schema_dir)
-        pthread_once(&builtin_loader_once, install_builtin_loader);
-
-    pthread_mutex_lock(&schema_cache_lock);
-    xmlRelaxNGPtr schema = NULL;
-    size_t free_slot = SIZE_MAX;
-    for (size_t i = 0; i < sizeof(schema_cache) / sizeof(schema_cache[0]); i++) {
-        if (schema_cache[i].path && strcmp(schema_cache[i].path, path) == 0) {
-            schema = schema_cache[i].schema;
-            break;
-        }
-        if (!schema_cache[i].path && free_slot == SIZE_MAX)
-            free_slot = i;
-    }
-    if (!schema && schema_dir && access(path, R_OK) != 0) {
-        /* Checked first: libxml2 would print its own warning on stderr. */
-        pv_error_set_errno(error, -errno, "cannot load the schema %s", path);
-    } else if (!schema) {
-        struct xml_error_capture capture = {0};
-        xmlRelaxNGParserCtxtPtr parser = xmlRelaxNGNewParserCtxt(path);
-        if (parser) {
-            xmlRelaxNGSetParserStructuredErrors(parser, capture_validation_error, &capture);
-            schema = xmlRelaxNGParse(parser);
-            xmlRelaxNGFreeParserCtxt(parser);
-        }
-        if (!schema) {
-            pv_error_set(error, -ENOENT, "cannot load the schema %s: %s", path,
-                         capture.captured ? capture.message : "cannot read it");
-        } else if (free_slot != SIZE_MAX) {
-            schema_cache[free_slot].path = path;
-            schema_cache[free_slot].schema = schema;
-            path = NULL;
-        }
-        /* With the cache full (many schema dirs: tests only), the schema is compiled on
-         * each use and leaks: acceptable for such a process. */
-    }
-    pthread_mutex_unlock(&schema_cache_lock);
-    free(path);
-    return schema;
-}
-
-/* --- reading -------------------------------------------------------------------------- */
-
-/* Counts the lines before `position`: for the DOCTYPE message (a DTD node has no line). */
-static long line_of_offset(const char *xml, size_t position)
-{
-    long line = 1;
-    for (size_t i = 0; i < position; i++)
-        if (xml[i] == '\n')
-            line++;
-    return line;
-}
-
-static xmlDocPtr document_read(const char *xml, size_t length, struct pv_error *error)
-{
-    size_t first = 0;
-    while (xml && first < length && isspace((unsigned char)xml[first]))
-        first++;
-    if (!xml || first == length)
-        return pv_error_set(error, -EINVAL, "line 1: the XML document is empty"), NULL;
-    if (length > DOMAIN_XML_MAX_LENGTH)
-        return pv_error_set(error, -EINVAL,
-                            "line 1: the XML document is too large (%zu bytes, at most %d)", length,
-                            DOMAIN_XML_MAX_LENGTH),
-               NULL;
-    if (length > INT_MAX)
-        return NULL;
-
-    xmlInitParser();
-    xmlParserCtxtPtr parser = xmlNewParserCtxt();
-    if (!parser)
-        return pv_error_set(error, -ENOMEM, "out of memory creating an XML parser"), NULL;
-    struct xml_error_capture capture = {0};
-#if LIBXML_VERSION >= 21300
-    xmlCtxtSetErrorHandler(parser, capture_validation_error, &capture);
-#else
-    parser->_private = &capture;
-    parser->sax->serror = capture_parser_error;
-#endif
-    /* No network, no DTD loading, no entity substitution (XML_PARSE_NOENT is absent). */
-    int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA |
-                  XML_PARSE_BIG_LINES;
-    xmlDocPtr document = xmlCtxtReadMemory(parser, xml, (int)length, "domain.xml", NULL, options);
-    xmlFreeParserCtxt(parser);
-    if (!document || capture.captured) {
-        if (capture.captured)
-            pv_error_set(error, -EINVAL, "line %ld: %s", capture.line > 0 ? capture.line : 1,
-                         capture.message);
-        else
-            pv_error_set(error, -EINVAL, "line 1: not an XML document");
-        xmlFreeDoc(document);
-        return NULL;
-    }
-    if (document->intSubset || document->extSubset) {
-        const char *doctype = memmem(xml, length, "<!DOCTYPE", 9);
-        pv_error_set(error, -EINVAL, "line %ld: DOCTYPE declarations are not accepted",
-                     doctype ? line_of_offset(xml, (size_t)(doctype - xml)) : 1);
-        xmlFreeDoc(document);
-        return NULL;
-    }
-    if (!xmlDocGetRootElement(document)) {
-        pv_error_set(error, -EINVAL, "line 1: the XML document has no root element");
-        xmlFreeDoc(document);
-        return NULL;
-    }
-    return document;
-}
-
-/* Validates `node` against the schema `file`: 0 when valid, 1 when not (with the first error
- * in `capture`), < 0 when the schema cannot be loaded. A node other than the root is
- * validated as a copy, root of a document of its own (copies keep their line numbers). */
-static int validate_node(xmlNodePtr node, const char *schema_dir, const char *file,
-                         struct xml_error_capture *capture, struct pv_error *error)
-{
-    xmlRelaxNGPtr schema = schema_load(schema_dir, file, error);
-    if (!schema)
-        return error && error->code ? error->code : -ENOENT;
-    xmlDocPtr document = node->doc;
-    xmlDocPtr alone = NULL;
-    if (node != xmlDocGetRootElement(node->doc)) {
-        alone = xmlNewDoc((const xmlChar *)"1.0");
-        xmlNodePtr copy = alone ? xmlDocCopyNode(node, alone, 1) : NULL;
-        if (!copy) {
-            xmlFreeDoc(alone);
-            return pv_error_set(error, -ENOMEM, "out of memory validating the XML");
-        }
-        xmlDocSetRootElement(alone, copy);
-        document = alone;
-    }
-    xmlRelaxNGValidCtxtPtr validator = xmlRelaxNGNewValidCtxt(schema);
-    if (!validator) {
-        xmlFreeDoc(alone);
-        return pv_error_set(error, -ENOMEM, "out of memory creating a validator");
-    }
-    memset(capture, 0, sizeof(*capture));
-    xmlRelaxNGSetValidStructuredErrors(validator, capture_validation_error, capture);
-    int result = xmlRelaxNGValidateDoc(validator, document);
-    xmlRelaxNGFreeValidCtxt(validator);
-    xmlFreeDoc(alone);
-    if (result == 0)
-        return 0;
-    if (!capture->captured) {
-        capture->captured = true;
-        snprintf(capture->message, sizeof(capture->message), "<%s> does not match the schema",
-                 node_name(node));
-    }
-    if (capture->line <= 0)
-        capture->line = node_line(node);
-    return 1;
-}
-
-static int capture_report(struct pv_error *error, const struct xml_error_capture *capture)
-{
-    return pv_error_set(error, -EINVAL, "line %ld: %s", capture->line > 0 ? capture->line : 1,
-                        capture->message);
-}
-
-/* libxml2 reports an error inside an <interleave> (every child of <domain>) only as "Extra
- * element devices in interleave": when the domain fails, validate its children alone, and
- * the devices one by one, to name the real problem ("Element disk has extra content: foo"). */
-static int domain_validate(xmlDocPtr document, const char *schema_dir, struct pv_error *error)
-{
-    xmlNodePtr root = xmlDocGetRootElement(document);
-    struct xml_error_capture whole;
-    int result = validate_node(root, schema_dir, "domain.rng", &whole, error);
-    if (result <= 0)
-        return result;
-    for (xmlNodePtr child = root->children; child; child = child->next) {
-        if (child->type != XML_ELEMENT_NODE)
-            continue;
-        struct xml_error_capture part;
-        result = validate_node(child, schema_dir, "domain-part.rng", &part, error);
-        if (result < 0)
-            return result;
-        if (result == 0)
-            continue;
-        for (xmlNodePtr device = is_element(child, "devices") ? child->children : NULL; device;
-             device = device->next) {
-            if (device->type != XML_ELEMENT_NODE || is_element(device, "emulator"))
-                continue;
-            struct xml_error_capture device_capture;
-            result = validate_node(device, schema_dir, "device.rng", &device_capture, error);
-            if (result < 0)
-                return result;
-            if (result > 0)
-                return capture_report(error, &device_capture);
-        }
-        return capture_report(error, &part);
-    }
-    return capture_report(error, &whole);
+                        domain_xml_node_line(node), hint ? ": " : "", hint ? hint : "");
 }
 
 /* --- mapping helpers ------------------------------------------------------------------ */
@@ -691,7 +118,7 @@ static char *trimmed_content(struct mapper *mapper, xmlNodePtr node)
 static xmlNodePtr first_child(xmlNodePtr node, const char *name)
 {
     for (xmlNodePtr child = node ? node->children : NULL; child; child = child->next)
-        if (is_element(child, name))
+        if (domain_xml_is_element(child, name))
             return child;
     return NULL;
 }
@@ -729,7 +156,7 @@ static int number_attribute(struct mapper *mapper, xmlNodePtr node, const char *
     if (!text)
         return 0;
     char what[64];
-    snprintf(what, sizeof(what), "%s of <%s>", name, node_name(node));
+    snprintf(what, sizeof(what), "%s of <%s>", name, domain_xml_node_name(node));
     uint64_t value = 0;
     int result = parse_number(mapper, node, what, (const char *)text, base, max, &value);
     xmlFree(text);
@@ -871,8 +298,9 @@ static int map_disk(struct mapper *mapper, xmlNodePtr node, struct domain_disk *
     } else {
         char what[128];
         snprintf(what, sizeof(what), "<target dev='%s'> without bus=", disk->target_dev);
-        return unsupported(mapper->error, target, what,
-                           "its name implies IDE or another bus; use vdX (virtio) or sdX (scsi)");
+        return domain_xml_unsupported(
+            mapper->error, target, what,
+            "its name implies IDE or another bus; use vdX (virtio) or sdX (scsi)");
     }
 
     xmlNodePtr source = first_child(node, "source");
@@ -983,24 +411,27 @@ static int map_controller(struct mapper *mapper, xmlNodePtr node,
         if (!controller->model)
             mapper->out_of_memory = true;
         else if (strcmp(controller->model, "pci-root") != 0 || controller->index != 0)
-            return unsupported(mapper->error, node, what,
-                               "the guest has one PCI bus: <controller type='pci' index='0' "
-                               "model='pci-root'/>");
+            return domain_xml_unsupported(
+                mapper->error, node, what,
+                "the guest has one PCI bus: <controller type='pci' index='0' "
+                "model='pci-root'/>");
     } else if (strcmp(controller->type, "scsi") == 0) {
         if (!controller->model)
             controller->model = strdup("virtio-scsi");
         if (!controller->model)
             mapper->out_of_memory = true;
         else if (strcmp(controller->model, "virtio-scsi") != 0)
-            return unsupported(mapper->error, node, what, "only model='virtio-scsi' is");
+            return domain_xml_unsupported(mapper->error, node, what, "only model='virtio-scsi' is");
     } else if (strcmp(controller->type, "virtio-serial") == 0) {
         if (controller->model)
-            return unsupported(mapper->error, node, what, "virtio-serial takes no model");
+            return domain_xml_unsupported(mapper->error, node, what,
+                                          "virtio-serial takes no model");
     } else if (strcmp(controller->type, "usb") == 0) {
         if (!controller->model || strcmp(controller->model, "none") != 0)
-            return unsupported(mapper->error, node, what,
-                               "the guest has no USB; <controller type='usb' model='none'/> "
-                               "is accepted");
+            return domain_xml_unsupported(
+                mapper->error, node, what,
+                "the guest has no USB; <controller type='usb' model='none'/> "
+                "is accepted");
     }
     controller->alias = alias_of(mapper, node);
     result = parse_address(mapper, first_child(node, "address"), &controller->address);
@@ -1043,10 +474,11 @@ static int map_chardev(struct mapper *mapper, xmlNodePtr node, enum domain_chard
     bool takes_source = needs_path || strcmp(chardev->type, "pty") == 0;
     if (needs_path && !chardev->source_path && !mapper->out_of_memory)
         return invalid(mapper->error, source ? source : node,
-                       "<%s type='%s'> needs <source path=...>", node_name(node), chardev->type);
-    if (!takes_source && source)
-        return invalid(mapper->error, source, "<%s type='%s'> takes no <source>", node_name(node),
+                       "<%s type='%s'> needs <source path=...>", domain_xml_node_name(node),
                        chardev->type);
+    if (!takes_source && source)
+        return invalid(mapper->error, source, "<%s type='%s'> takes no <source>",
+                       domain_xml_node_name(node), chardev->type);
     if (chardev->source_mode && strcmp(chardev->type, "unix") != 0)
         return invalid(mapper->error, source, "source mode= is only for type='unix'");
     if (chardev->source_append && strcmp(chardev->type, "file") != 0)
@@ -1063,14 +495,15 @@ static int map_chardev(struct mapper *mapper, xmlNodePtr node, enum domain_chard
     char what[128];
     if (kind == DOMAIN_CHARDEV_CONSOLE && chardev->target_type &&
         strcmp(chardev->target_type, "virtio") == 0)
-        return unsupported(mapper->error, target, "<console> with <target type='virtio'>",
-                           "virtio-console is not emulated; use <target type='serial'/> (the "
-                           "console is then serial port 0)");
+        return domain_xml_unsupported(
+            mapper->error, target, "<console> with <target type='virtio'>",
+            "virtio-console is not emulated; use <target type='serial'/> (the "
+            "console is then serial port 0)");
     if (kind != DOMAIN_CHARDEV_CHANNEL && chardev->target_port != 0) {
-        snprintf(what, sizeof(what), "<%s> with <target port='%u'>", node_name(node),
+        snprintf(what, sizeof(what), "<%s> with <target port='%u'>", domain_xml_node_name(node),
                  chardev->target_port);
-        return unsupported(mapper->error, target, what,
-                           "the guest has one serial port: port 0 (COM1)");
+        return domain_xml_unsupported(mapper->error, target, what,
+                                      "the guest has one serial port: port 0 (COM1)");
     }
     chardev->alias = alias_of(mapper, node);
     result = parse_address(mapper, first_child(node, "address"), &chardev->address);
@@ -1110,24 +543,25 @@ static int map_device(struct mapper *mapper, xmlNodePtr node, struct domain_devi
     memset(device, 0, sizeof(*device));
     *is_device = true;
     int result;
-    if (is_element(node, "disk")) {
+    if (domain_xml_is_element(node, "disk")) {
         device->kind = DOMAIN_DEVICE_DISK;
         result = map_disk(mapper, node, &device->disk);
-    } else if (is_element(node, "interface")) {
+    } else if (domain_xml_is_element(node, "interface")) {
         device->kind = DOMAIN_DEVICE_INTERFACE;
         result = map_interface(mapper, node, &device->interface);
-    } else if (is_element(node, "controller")) {
+    } else if (domain_xml_is_element(node, "controller")) {
         device->kind = DOMAIN_DEVICE_CONTROLLER;
         result = map_controller(mapper, node, &device->controller);
-    } else if (is_element(node, "hostdev")) {
+    } else if (domain_xml_is_element(node, "hostdev")) {
         device->kind = DOMAIN_DEVICE_HOSTDEV;
         result = map_hostdev(mapper, node, &device->hostdev);
-    } else if (is_element(node, "channel") || is_element(node, "serial") ||
-               is_element(node, "console")) {
+    } else if (domain_xml_is_element(node, "channel") || domain_xml_is_element(node, "serial") ||
+               domain_xml_is_element(node, "console")) {
         device->kind = DOMAIN_DEVICE_CHARDEV;
-        enum domain_chardev_kind kind = is_element(node, "channel")  ? DOMAIN_CHARDEV_CHANNEL
-                                        : is_element(node, "serial") ? DOMAIN_CHARDEV_SERIAL
-                                                                     : DOMAIN_CHARDEV_CONSOLE;
+        enum domain_chardev_kind kind =
+            domain_xml_is_element(node, "channel")  ? DOMAIN_CHARDEV_CHANNEL
+            : domain_xml_is_element(node, "serial") ? DOMAIN_CHARDEV_SERIAL
+                                                    : DOMAIN_CHARDEV_CONSOLE;
         result = map_chardev(mapper, node, kind, &device->chardev);
     } else {
         *is_device = false;
@@ -1148,15 +582,17 @@ static int map_memory(struct mapper *mapper, xmlNodePtr node, uint64_t *kib)
     xmlChar *unit = xmlGetNoNsProp(node, (const xmlChar *)"unit");
     uint64_t value = 0;
     char what[64];
-    snprintf(what, sizeof(what), "<%s> value", node_name(node));
+    snprintf(what, sizeof(what), "<%s> value", domain_xml_node_name(node));
     int result = parse_number(mapper, node, what, (const char *)text, 10, UINT64_MAX, &value);
     if (result == 0) {
         struct pv_error scale_error = {0};
         result = domain_scale_to_kib(value, (const char *)unit, kib, &scale_error);
         if (result < 0)
-            result = invalid(mapper->error, node, "<%s>: %s", node_name(node), scale_error.message);
+            result = invalid(mapper->error, node, "<%s>: %s", domain_xml_node_name(node),
+                             scale_error.message);
         else if (*kib == 0)
-            result = invalid(mapper->error, node, "<%s> must be greater than 0", node_name(node));
+            result = invalid(mapper->error, node, "<%s> must be greater than 0",
+                             domain_xml_node_name(node));
     }
     xmlFree(text);
     xmlFree(unit);
@@ -1194,8 +630,8 @@ static int map_os(struct mapper *mapper, xmlNodePtr node, struct domain_definiti
     if (machine && strcmp(machine, "pc") != 0 && strncmp(machine, "pc-i440fx-", 10) != 0) {
         char what[128];
         snprintf(what, sizeof(what), "<type machine='%s'>", machine);
-        return unsupported(mapper->error, type, what,
-                           "plugvirt-vmm emulates QEMU's 'pc' (i440FX) machine");
+        return domain_xml_unsupported(mapper->error, type, what,
+                                      "plugvirt-vmm emulates QEMU's 'pc' (i440FX) machine");
     }
     xmlNodePtr kernel = first_child(node, "kernel");
     xmlNodePtr initrd = first_child(node, "initrd");
@@ -1245,19 +681,21 @@ static int map_devices(struct mapper *mapper, xmlNodePtr devices,
 {
     xmlNodePtr serial_node = NULL, console_node = NULL;
     for (xmlNodePtr child = devices ? devices->children : NULL; child; child = child->next) {
-        if (is_element(child, "serial") || is_element(child, "console")) {
-            xmlNodePtr *seen = is_element(child, "serial") ? &serial_node : &console_node;
+        if (domain_xml_is_element(child, "serial") || domain_xml_is_element(child, "console")) {
+            xmlNodePtr *seen =
+                domain_xml_is_element(child, "serial") ? &serial_node : &console_node;
             char what[64];
-            snprintf(what, sizeof(what), "a second <%s>", node_name(child));
+            snprintf(what, sizeof(what), "a second <%s>", domain_xml_node_name(child));
             if (*seen)
-                return unsupported(mapper->error, child, what,
-                                   "the guest has one serial port (port 0), and a <console> "
-                                   "with target type='serial' is that port");
+                return domain_xml_unsupported(
+                    mapper->error, child, what,
+                    "the guest has one serial port (port 0), and a <console> "
+                    "with target type='serial' is that port");
             *seen = child;
         }
         if (child->type != XML_ELEMENT_NODE)
             continue;
-        if (is_element(child, "emulator")) {
+        if (domain_xml_is_element(child, "emulator")) {
             definition->emulator = content(mapper, child);
             continue;
         }
@@ -1267,7 +705,8 @@ static int map_devices(struct mapper *mapper, xmlNodePtr devices,
         if (result < 0)
             return result;
         if (!is_device)
-            return invalid(mapper->error, child, "unexpected element <%s>", node_name(child));
+            return invalid(mapper->error, child, "unexpected element <%s>",
+                           domain_xml_node_name(child));
         struct pv_error add_error = {0};
         result = domain_definition_add_device(definition, &device, &add_error);
         domain_device_clear(&device);
@@ -1380,22 +819,23 @@ static xmlDocPtr document_prepare(const char *xml, size_t length, const char *sc
                                   const char *schema_file, const char *expected_root,
                                   struct pv_error *error)
 {
-    xmlDocPtr document = document_read(xml, length, error);
+    xmlDocPtr document = domain_xml_document_read(xml, length, error);
     if (!document)
         return NULL;
     xmlNodePtr root = xmlDocGetRootElement(document);
-    if (expected_root && (!is_element(root, expected_root) || root->ns)) {
-        invalid(error, root, "the root element is <%s>, expected <%s>", node_name(root),
+    if (expected_root && (!domain_xml_is_element(root, expected_root) || root->ns)) {
+        invalid(error, root, "the root element is <%s>, expected <%s>", domain_xml_node_name(root),
                 expected_root);
         xmlFreeDoc(document);
         return NULL;
     }
     struct xml_error_capture capture;
-    int result = check_unsupported(root, expected_root ? "" : "devices", error);
+    int result = domain_xml_check_unsupported(root, expected_root ? "" : "devices", error);
     if (result == 0 && expected_root)
-        result = domain_validate(document, schema_dir, error);
-    else if (result == 0 && validate_node(root, schema_dir, schema_file, &capture, error) > 0)
-        result = capture_report(error, &capture);
+        result = domain_xml_domain_validate(document, schema_dir, error);
+    else if (result == 0 &&
+             domain_xml_validate_node(root, schema_dir, schema_file, &capture, error) > 0)
+        result = domain_xml_capture_report(error, &capture);
     if (result < 0) {
         xmlFreeDoc(document);
         return NULL;
@@ -1440,446 +880,11 @@ struct domain_device *domain_xml_parse_device(const char *xml, size_t length,
     xmlNodePtr root = xmlDocGetRootElement(document);
     int result = map_device(&mapper, root, device, &is_device);
     if (result == 0 && !is_device)
-        result = invalid(error, root, "<%s> is not a device", node_name(root));
+        result = invalid(error, root, "<%s> is not a device", domain_xml_node_name(root));
     xmlFreeDoc(document);
     if (result < 0) {
         free(device);
         return NULL;
     }
     return device;
-}
-
-/* --- formatting ----------------------------------------------------------------------- */
-
-static void write_indent(FILE *out, int level)
-{
-    for (int i = 0; i < level; i++)
-        fputs("  ", out);
-}
-
-/* Escapes like libvirt's virBufferEscapeString: text and single-quoted attributes. */
-static void write_escaped(FILE *out, const char *text)
-{
-    for (const char *c = text; *c; c++) {
-        switch (*c) {
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '\'':
-            fputs("&apos;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        default:
-            fputc(*c, out);
-        }
-    }
-}
-
-static void write_attribute(FILE *out, const char *name, const char *value)
-{
-    if (!value)
-        return;
-    fprintf(out, " %s='", name);
-    write_escaped(out, value);
-    fputc('\'', out);
-}
-
-static void write_text_element(FILE *out, int level, const char *name, const char *value)
-{
-    if (!value)
-        return;
-    write_indent(out, level);
-    fprintf(out, "<%s>", name);
-    write_escaped(out, value);
-    fprintf(out, "</%s>\n", name);
-}
-
-static void write_pci_fields(FILE *out, const struct domain_address *address)
-{
-    fprintf(out, " domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'", address->domain,
-            address->bus, address->slot, address->function);
-}
-
-static void write_address(FILE *out, int level, const struct domain_address *address)
-{
-    switch (address->type) {
-    case DOMAIN_ADDRESS_NONE:
-        return;
-    case DOMAIN_ADDRESS_PCI:
-        write_indent(out, level);
-        fputs("<address type='pci'", out);
-        write_pci_fields(out, address);
-        fputs("/>\n", out);
-        return;
-    case DOMAIN_ADDRESS_DRIVE:
-        write_indent(out, level);
-        fprintf(out, "<address type='drive' controller='%u' bus='%u' target='%u' unit='%u'/>\n",
-                address->controller, address->bus, address->target, address->unit);
-        return;
-    case DOMAIN_ADDRESS_VIRTIO_SERIAL:
-        write_indent(out, level);
-        fprintf(out, "<address type='virtio-serial' controller='%u' bus='%u' port='%u'/>\n",
-                address->controller, address->bus, address->port);
-        return;
-    }
-}
-
-/* The inactive XML keeps only user aliases ('ua-' prefix), as libvirt does. */
-static void write_alias(FILE *out, int level, const char *alias, bool live)
-{
-    if (!alias || (!live && strncmp(alias, "ua-", 3) != 0))
-        return;
-    write_indent(out, level);
-    fputs("<alias", out);
-    write_attribute(out, "name", alias);
-    fputs("/>\n", out);
-}
-
-static void write_disk(FILE *out, int level, const struct domain_disk *disk, bool live)
-{
-    write_indent(out, level);
-    fputs("<disk", out);
-    write_attribute(out, "type", domain_disk_type_name(disk->type));
-    write_attribute(out, "device", domain_disk_device_name(disk->device));
-    fputs(">\n", out);
-    if (disk->driver_name || disk->driver_type || disk->cache || disk->io || disk->error_policy ||
-        disk->rerror_policy) {
-        write_indent(out, level + 1);
-        fputs("<driver", out);
-        write_attribute(out, "name", disk->driver_name);
-        write_attribute(out, "type", disk->driver_type);
-        write_attribute(out, "cache", disk->cache);
-        write_attribute(out, "error_policy", disk->error_policy);
-        write_attribute(out, "rerror_policy", disk->rerror_policy);
-        write_attribute(out, "io", disk->io);
-        fputs("/>\n", out);
-    }
-    if (disk->source) {
-        write_indent(out, level + 1);
-        fputs("<source", out);
-        write_attribute(out, disk->type == DOMAIN_DISK_BLOCK ? "dev" : "file", disk->source);
-        fputs("/>\n", out);
-    }
-    write_indent(out, level + 1);
-    fputs("<target", out);
-    write_attribute(out, "dev", disk->target_dev);
-    write_attribute(out, "bus", domain_disk_bus_name(disk->target_bus));
-    fputs("/>\n", out);
-    if (disk->readonly) {
-        write_indent(out, level + 1);
-        fputs("<readonly/>\n", out);
-    }
-    if (disk->shareable) {
-        write_indent(out, level + 1);
-        fputs("<shareable/>\n", out);
-    }
-    write_text_element(out, level + 1, "serial", disk->serial);
-    write_alias(out, level + 1, disk->alias, live);
-    if (live && disk->hotplug_state != DOMAIN_HOTPLUG_ATTACHED) {
-        write_indent(out, level + 1);
-        fputs("<plugvirt:hotplug xmlns:plugvirt='" DOMAIN_XML_PLUGVIRT_NAMESPACE "'", out);
-        write_attribute(out, "state", domain_hotplug_state_name(disk->hotplug_state));
-        fputs("/>\n", out);
-    }
-    write_address(out, level + 1, &disk->address);
-    write_indent(out, level);
-    fputs("</disk>\n", out);
-}
-
-static void write_interface(FILE *out, int level, const struct domain_interface *interface,
-                            bool live)
-{
-    write_indent(out, level);
-    fputs("<interface", out);
-    write_attribute(out, "type", domain_interface_type_name(interface->type));
-    fputs(">\n", out);
-    if (interface->mac) {
-        write_indent(out, level + 1);
-        fputs("<mac", out);
-        write_attribute(out, "address", interface->mac);
-        fputs("/>\n", out);
-    }
-    if (interface->source) {
-        write_indent(out, level + 1);
-        fputs("<source", out);
-        write_attribute(out, interface->type == DOMAIN_INTERFACE_NETWORK ? "network" : "bridge",
-                        interface->source);
-        fputs("/>\n", out);
-    }
-    if (interface->target_dev) {
-        write_indent(out, level + 1);
-        fputs("<target", out);
-        write_attribute(out, "dev", interface->target_dev);
-        if (!interface->target_managed)
-            write_attribute(out, "managed", "no");
-        fputs("/>\n", out);
-    }
-    if (interface->model) {
-        write_indent(out, level + 1);
-        fputs("<model", out);
-        write_attribute(out, "type", interface->model);
-        fputs("/>\n", out);
-    }
-    write_alias(out, level + 1, interface->alias, live);
-    write_address(out, level + 1, &interface->address);
-    write_indent(out, level);
-    fputs("</interface>\n", out);
-}
-
-static void write_controller(FILE *out, int level, const struct domain_controller *controller,
-                             bool live)
-{
-    write_indent(out, level);
-    fputs("<controller", out);
-    write_attribute(out, "type", controller->type);
-    fprintf(out, " index='%u'", controller->index);
-    write_attribute(out, "model", controller->model);
-    bool has_alias = controller->alias && (live || strncmp(controller->alias, "ua-", 3) == 0);
-    if (!has_alias && controller->address.type == DOMAIN_ADDRESS_NONE) {
-        fputs("/>\n", out);
-        return;
-    }
-    fputs(">\n", out);
-    write_alias(out, level + 1, controller->alias, live);
-    write_address(out, level + 1, &controller->address);
-    write_indent(out, level);
-    fputs("</controller>\n", out);
-}
-
-static void write_hostdev(FILE *out, int level, const struct domain_hostdev *hostdev, bool live)
-{
-    write_indent(out, level);
-    fputs("<hostdev mode='subsystem' type='pci'", out);
-    write_attribute(out, "managed", hostdev->managed ? "yes" : "no");
-    fputs(">\n", out);
-    if (hostdev->driver_name) {
-        write_indent(out, level + 1);
-        fputs("<driver", out);
-        write_attribute(out, "name", hostdev->driver_name);
-        fputs("/>\n", out);
-    }
-    write_indent(out, level + 1);
-    fputs("<source>\n", out);
-    write_indent(out, level + 2);
-    fputs("<address", out);
-    write_pci_fields(out, &hostdev->source);
-    fputs("/>\n", out);
-    write_indent(out, level + 1);
-    fputs("</source>\n", out);
-    write_alias(out, level + 1, hostdev->alias, live);
-    write_address(out, level + 1, &hostdev->address);
-    write_indent(out, level);
-    fputs("</hostdev>\n", out);
-}
-
-static void write_chardev(FILE *out, int level, const struct domain_chardev *chardev, bool live)
-{
-    const char *element = domain_chardev_kind_name(chardev->kind);
-    write_indent(out, level);
-    fprintf(out, "<%s", element);
-    write_attribute(out, "type", chardev->type);
-    fputs(">\n", out);
-    /* A pty's path is runtime state: only the live XML has it, as in libvirt. */
-    const char *path =
-        chardev->type && strcmp(chardev->type, "pty") == 0 && !live ? NULL : chardev->source_path;
-    if (chardev->source_mode || path || chardev->source_append) {
-        write_indent(out, level + 1);
-        fputs("<source", out);
-        write_attribute(out, "mode", chardev->source_mode);
-        write_attribute(out, "path", path);
-        write_attribute(out, "append", chardev->source_append);
-        fputs("/>\n", out);
-    }
-    write_indent(out, level + 1);
-    fputs("<target", out);
-    write_attribute(out, "type", chardev->target_type);
-    write_attribute(out, "name", chardev->target_name);
-    if (chardev->kind != DOMAIN_CHARDEV_CHANNEL)
-        fprintf(out, " port='%u'", chardev->target_port);
-    if (chardev->target_model) {
-        fputs(">\n", out);
-        write_indent(out, level + 2);
-        fputs("<model", out);
-        write_attribute(out, "name", chardev->target_model);
-        fputs("/>\n", out);
-        write_indent(out, level + 1);
-        fputs("</target>\n", out);
-    } else {
-        fputs("/>\n", out);
-    }
-    write_alias(out, level + 1, chardev->alias, live);
-    write_address(out, level + 1, &chardev->address);
-    write_indent(out, level);
-    fprintf(out, "</%s>\n", element);
-}
-
-static void write_device(FILE *out, int level, const struct domain_device *device, bool live)
-{
-    switch (device->kind) {
-    case DOMAIN_DEVICE_DISK:
-        write_disk(out, level, &device->disk, live);
-        break;
-    case DOMAIN_DEVICE_INTERFACE:
-        write_interface(out, level, &device->interface, live);
-        break;
-    case DOMAIN_DEVICE_CONTROLLER:
-        write_controller(out, level, &device->controller, live);
-        break;
-    case DOMAIN_DEVICE_HOSTDEV:
-        write_hostdev(out, level, &device->hostdev, live);
-        break;
-    case DOMAIN_DEVICE_CHARDEV:
-        write_chardev(out, level, &device->chardev, live);
-        break;
-    }
-}
-
-static void write_memory(FILE *out, const char *name, uint64_t kib)
-{
-    fprintf(out, "  <%s unit='KiB'>%" PRIu64 "</%s>\n", name, kib, name);
-}
-
-static void write_domain(FILE *out, const struct domain_definition *definition, bool live)
-{
-    fputs("<domain", out);
-    write_attribute(out, "type", definition->type ? definition->type : "kvm");
-    fputs(">\n", out);
-    write_text_element(out, 1, "name", definition->name);
-    if (definition->uuid[0])
-        write_text_element(out, 1, "uuid", definition->uuid);
-    write_text_element(out, 1, "title", definition->title);
-    write_text_element(out, 1, "description", definition->description);
-    write_memory(out, "memory", definition->memory_kib);
-    write_memory(out, "currentMemory", definition->current_memory_kib);
-    fputs("  <vcpu placement='static'", out);
-    if (definition->vcpus_current && definition->vcpus_current != definition->vcpus_max)
-        fprintf(out, " current='%u'", definition->vcpus_current);
-    fprintf(out, ">%u</vcpu>\n", definition->vcpus_max);
-
-    fputs("  <os>\n    <type", out);
-    write_attribute(out, "arch", definition->os_arch);
-    write_attribute(out, "machine", definition->os_machine);
-    fputc('>', out);
-    write_escaped(out, definition->os_type ? definition->os_type : "hvm");
-    fputs("</type>\n", out);
-    write_text_element(out, 2, "kernel", definition->kernel);
-    write_text_element(out, 2, "initrd", definition->initrd);
-    write_text_element(out, 2, "cmdline", definition->cmdline);
-    fputs("  </os>\n", out);
-
-    if (definition->acpi || definition->apic || definition->pae) {
-        fputs("  <features>\n", out);
-        if (definition->acpi)
-            fputs("    <acpi/>\n", out);
-        if (definition->apic)
-            fputs("    <apic/>\n", out);
-        if (definition->pae)
-            fputs("    <pae/>\n", out);
-        fputs("  </features>\n", out);
-    }
-    if (definition->cpu_mode || definition->cpu_match || definition->cpu_check ||
-        definition->cpu_migratable || definition->cpu_model) {
-        fputs("  <cpu", out);
-        write_attribute(out, "mode", definition->cpu_mode);
-        write_attribute(out, "match", definition->cpu_match);
-        write_attribute(out, "check", definition->cpu_check);
-        write_attribute(out, "migratable", definition->cpu_migratable);
-        if (definition->cpu_model) {
-            fputs(">\n    <model", out);
-            write_attribute(out, "fallback", definition->cpu_model_fallback);
-            fputc('>', out);
-            write_escaped(out, definition->cpu_model);
-            fputs("</model>\n  </cpu>\n", out);
-        } else {
-            fputs("/>\n", out);
-        }
-    }
-    if (definition->clock_offset) {
-        fputs("  <clock", out);
-        write_attribute(out, "offset", definition->clock_offset);
-        fputs("/>\n", out);
-    }
-    write_text_element(out, 1, "on_poweroff", definition->on_poweroff);
-    write_text_element(out, 1, "on_reboot", definition->on_reboot);
-    write_text_element(out, 1, "on_crash", definition->on_crash);
-    if (definition->pm_suspend_to_mem || definition->pm_suspend_to_disk) {
-        fputs("  <pm>\n", out);
-        if (definition->pm_suspend_to_mem) {
-            fputs("    <suspend-to-mem", out);
-            write_attribute(out, "enabled", definition->pm_suspend_to_mem);
-            fputs("/>\n", out);
-        }
-        if (definition->pm_suspend_to_disk) {
-            fputs("    <suspend-to-disk", out);
-            write_attribute(out, "enabled", definition->pm_suspend_to_disk);
-            fputs("/>\n", out);
-        }
-        fputs("  </pm>\n", out);
-    }
-
-    fputs("  <devices>\n", out);
-    write_text_element(out, 2, "emulator", definition->emulator);
-    /* libvirt's order: disks, controllers, interfaces, serials, consoles, channels, hostdevs */
-    for (size_t i = 0; i < definition->disk_count; i++)
-        write_disk(out, 2, &definition->disks[i], live);
-    for (size_t i = 0; i < definition->controller_count; i++)
-        write_controller(out, 2, &definition->controllers[i], live);
-    for (size_t i = 0; i < definition->interface_count; i++)
-        write_interface(out, 2, &definition->interfaces[i], live);
-    for (size_t i = 0; i < definition->chardev_count; i++)
-        write_chardev(out, 2, &definition->chardevs[i], live);
-    for (size_t i = 0; i < definition->hostdev_count; i++)
-        write_hostdev(out, 2, &definition->hostdevs[i], live);
-    fputs("  </devices>\n</domain>\n", out);
-}
-
-/* Runs `write` into a malloc'd string. */
-static char *format_to_string(void (*write)(FILE *, const void *, bool), const void *object,
-                              bool live, struct pv_error *error)
-{
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&text, &size);
-    if (!out)
-        return pv_error_set_errno(error, -errno, "cannot format the XML"), NULL;
-    write(out, object, live);
-    bool failed = ferror(out) != 0;
-    if (fclose(out) != 0 || failed) {
-        free(text);
-        return pv_error_set(error, -ENOMEM, "out of memory formatting the XML"), NULL;
-    }
-    return text;
-}
-
-static void write_domain_object(FILE *out, const void *object, bool live)
-{
-    write_domain(out, object, live);
-}
-
-static void write_device_object(FILE *out, const void *object, bool live)
-{
-    write_device(out, 0, object, live);
-}
-
-char *domain_xml_format(const struct domain_definition *definition, bool live,
-                        struct pv_error *error)
-{
-    if (!definition)
-        return pv_error_set(error, -EINVAL, "no definition to format"), NULL;
-    return format_to_string(write_domain_object, definition, live, error);
-}
-
-char *domain_xml_format_device(const struct domain_device *device, struct pv_error *error)
-{
-    if (!device)
-        return pv_error_set(error, -EINVAL, "no device to format"), NULL;
-    return format_to_string(write_device_object, device, true, error);
 }
