@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "block.h"
+#include "block/block.h"
 #include "json_util.h"
-#include "pci.h"
+#include "pci/pci.h"
 #include "pv_log.h"
-#include "virtio_blk.h"
+#include "virtio/virtio_blk.h"
 #include "vm.h"
 #include "vmm_config.h"
 

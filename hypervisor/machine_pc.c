@@ -3,16 +3,16 @@
 #include <errno.h>
 #include <string.h>
 
-#include "acpi_pm.h"
-#include "acpi_tables.h"
-#include "block.h"
-#include "boot.h"
+#include "acpi/acpi_pm.h"
+#include "acpi/acpi_tables.h"
+#include "block/block.h"
+#include "boot/boot.h"
 #include "device_registry.h"
-#include "pci.h"
+#include "pci/pci.h"
 #include "pv_log.h"
 #include "reset_control.h"
-#include "serial_8250.h"
-#include "vcpu.h"
+#include "chardev/serial_8250.h"
+#include "x86/vcpu.h"
 #include "vm.h"
 
 #define MACHINE_MIN_MEMORY (16ULL << 20)

@@ -16,9 +16,9 @@
 
 #include <linux/kvm.h>
 
-#include "acpi_pm.h"
+#include "acpi/acpi_pm.h"
 #include "pv_log.h"
-#include "vcpu.h"
+#include "x86/vcpu.h"
 
 #define VM_TSS_ADDRESS 0xfffbd000ULL
 #define VM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL

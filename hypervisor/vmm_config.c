@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_models.h"
+#include "x86/cpu_models.h"
 #include "qemu_options.h"
 
 #ifndef PLUGVIRT_VERSION

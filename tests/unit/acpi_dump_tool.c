@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "acpi_tables.h"
+#include "acpi/acpi_tables.h"
 #include "vm.h"
 
 int main(int argc, char **argv)

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#include "block.h"
+#include "block/block.h"
 #include "json_util.h"
 #include "qemu_options.h"
 

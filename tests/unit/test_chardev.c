@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chardev.h"
+#include "chardev/chardev.h"
 
 /* ---- helpers ---- */
 

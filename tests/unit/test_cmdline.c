@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_models.h"
+#include "x86/cpu_models.h"
 #include "vmm_config.h"
 
 #define MAX_WORDS 64

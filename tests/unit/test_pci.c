@@ -12,8 +12,8 @@
 
 #include <linux/kvm.h>
 
-#include "irq_routing.h"
-#include "pci.h"
+#include "x86/irq_routing.h"
+#include "pci/pci.h"
 #include "vm.h"
 
 #define MAX_RECORDED 64

@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "block.h"
+#include "block/block.h"
 #include "qemu_options.h"
-#include "virtio.h"
-#include "virtio_blk.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_blk.h"
 
 #define RAM_SIZE (4u << 20)
 #define QUEUE_SIZE 256
