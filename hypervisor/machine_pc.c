@@ -72,6 +72,11 @@ static int machine_pc_reset(struct vm *vm, struct pv_error *error)
     return rc;
 }
 
+static void machine_pc_press_power_button(struct vm *vm)
+{
+    acpi_pm_press_power_button(vm->acpi_pm);
+}
+
 int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *serial_chardev,
                     struct pv_error *error)
 {
@@ -89,6 +94,7 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     vm->acpi_pm = acpi_pm_create(vm, error);
     if (!vm->acpi_pm)
         return error ? error->code : -EIO;
+    vm->power_button_hook = machine_pc_press_power_button;
     vm->pci_bus = pci_bus_create(vm, error);
     if (!vm->pci_bus)
         return error ? error->code : -EIO;
@@ -133,6 +139,7 @@ void machine_pc_destroy(struct machine_pc *machine)
     if (vm->block_layer)
         block_layer_destroy(vm->block_layer);
     vm->block_layer = NULL;
+    vm->power_button_hook = NULL;
     if (vm->acpi_pm)
         acpi_pm_destroy(vm->acpi_pm);
     vm->acpi_pm = NULL;

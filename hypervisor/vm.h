@@ -120,6 +120,9 @@ struct vm {
     /* Machine hook for system_reset: re-initialises devices and reloads the
      * kernel while the vCPUs are quiesced. Set by the machine setup. */
     int (*reset_hook)(struct vm *vm, struct pv_error *error);
+    /* Machine hook for system_powerdown: presses the power button (the machine owns the
+     * ACPI device, so vm.c does not call into it). NULL: the machine has none. */
+    void (*power_button_hook)(struct vm *vm);
     bool ram_dirty;   /* guest RAM is no longer all zeros (set after the first kernel load) */
     bool no_reboot;   /* -no-reboot: a guest reset ends the VM instead */
     bool no_shutdown; /* -no-shutdown: a guest power-off stops the VM, the process stays */

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "acpi/acpi_tables.h"
 #include "io_bus.h"
 #include "pv_log.h"
 #include "vm.h"

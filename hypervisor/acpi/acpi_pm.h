@@ -38,6 +38,9 @@ struct acpi_pm;
 #define ACPI_PM1_CNT_SLP_TYP_MASK (7u << 10)
 #define ACPI_PM1_CNT_SLP_EN (1u << 13)
 
+/* SLP_TYP written to PM1a_CNT for S5 (soft off): PIIX4's value, as in QEMU's _S5. */
+#define ACPI_S5_SLEEP_TYPE 0
+
 #define ACPI_PM_TIMER_HZ 3579545ULL
 
 /* Register block layout, relative to VM_PM_BASE. */

@@ -1,4 +1,5 @@
 #include "acpi/acpi_tables.h"
+#include "acpi/acpi_pm.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -14,8 +14,6 @@
 
 #include "pv_error.h"
 
-/* SLP_TYP written to PM1a_CNT for S5 (soft off): PIIX4's value, as in QEMU's _S5. */
-#define ACPI_S5_SLEEP_TYPE 0
 /* FADT RESET_REG: the PIIX reset control register (reset_control.c). */
 #define ACPI_RESET_PORT 0xcf9
 #define ACPI_RESET_VALUE 0x06

@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "boot/boot_bzimage.h"
+#include "boot/boot_elf.h"
+#include "boot/boot_params.h"
 #include "pv_log.h"
 #include "vm.h"
 
@@ -57,18 +60,6 @@
 #define FPU_CONTROL_WORD_DEFAULT 0x37f
 #define MXCSR_DEFAULT 0x1f80
 #define RFLAGS_RESERVED_ONE 0x2
-
-void *boot_memory_pointer(const struct boot_memory *memory, uint64_t address, uint64_t length)
-{
-    if (address <= memory->lowmem_size && length <= memory->lowmem_size - address)
-        return memory->ram + address;
-    if (address >= VM_HIGHMEM_START) {
-        uint64_t offset = address - VM_HIGHMEM_START;
-        if (offset <= memory->highmem_size && length <= memory->highmem_size - offset)
-            return memory->ram + memory->lowmem_size + offset;
-    }
-    return NULL;
-}
 
 int boot_kernel_load(const struct boot_memory *memory, const uint8_t *image, size_t image_size,
                      const char *name, struct boot_kernel *kernel, struct pv_error *error)

@@ -1,10 +1,11 @@
 /* bzImage kernels, entered at the 64-bit entry of the protected-mode part
  * (boot protocol 2.12+, XLF_KERNEL_64); the real-mode setup code is not run. */
-#include "boot/boot.h"
+#include "boot/boot_bzimage.h"
 
 #include <errno.h>
 #include <string.h>
 
+#include "boot/boot_params.h"
 #include "vm.h"
 
 #define BZIMAGE_MIN_PROTOCOL 0x020c

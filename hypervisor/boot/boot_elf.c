@@ -1,6 +1,6 @@
 /* ELF64 kernels: Linux vmlinux and the probe guest. Segments are loaded at
  * their physical addresses; nothing is run before the 64-bit entry. */
-#include "boot/boot.h"
+#include "boot/boot_elf.h"
 
 #include <elf.h>
 #include <errno.h>

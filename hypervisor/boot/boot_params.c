@@ -1,5 +1,5 @@
 /* The Linux zero page (struct boot_params) and where the initrd goes. */
-#include "boot/boot.h"
+#include "boot/boot_params.h"
 
 #include <errno.h>
 #include <string.h>

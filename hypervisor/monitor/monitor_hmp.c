@@ -12,7 +12,7 @@
 #include "chardev/chardev.h"
 #include "device_registry.h"
 #include "pv_log.h"
-#include "monitor/qmp_commands.h"
+#include "monitor/qmp_version.h"
 #include "vm.h"
 
 #define HMP_LINE_MAX 4096 /* QEMU's readline buffer */

@@ -17,19 +17,11 @@
 
 #include "json_util.h"
 #include "pv_error.h"
+#include "monitor/qmp_version.h"
 #include "qmp_codec.h"
 
 struct vm;
 struct qmp_command_registry;
-
-/* What we tell clients we are (query-version, the QMP greeting, HMP). */
-#define QMP_QEMU_VERSION_MAJOR 8
-#define QMP_QEMU_VERSION_MINOR 2
-#define QMP_QEMU_VERSION_MICRO 0
-#ifndef PLUGVIRT_VERSION
-#define PLUGVIRT_VERSION "0.1.0"
-#endif
-#define QMP_PACKAGE "plugvirt-vmm " PLUGVIRT_VERSION
 
 /* Per-session state a command may read or change. */
 struct qmp_command_context {

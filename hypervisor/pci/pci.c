@@ -25,6 +25,9 @@
 /* A repeated device_del is accepted once the previous request is this old (QEMU: 1 ms). */
 #define PCI_UNPLUG_REQUEST_EXPIRY_MS 1
 
+/* The hotplug controller keeps one bit per slot of this bus. */
+_Static_assert(PCI_SLOT_COUNT == PCI_HOTPLUG_SLOTS, "hotplug bitmaps cover the bus");
+
 struct pci_bus {
     struct vm *vm;
     const struct pci_platform_ops *platform;
@@ -844,6 +847,38 @@ struct pci_bus *pci_bus_create(struct vm *vm, struct pv_error *error)
     return pci_bus_create_with_platform(vm, &pci_platform_kvm, NULL, error);
 }
 
+/* ---- the ACPI PCI hotplug controller's view of the bus ------------------- */
+
+static uint32_t hotplug_acpi_index(void *opaque, unsigned slot)
+{
+    struct pci_device *device = pci_bus_get_slot(opaque, slot);
+    return device ? device->acpi_index : 0;
+}
+
+static void hotplug_eject_slot(void *opaque, unsigned slot)
+{
+    pci_bus_eject_slot(opaque, slot);
+}
+
+static void hotplug_remove_slot(void *opaque, unsigned slot)
+{
+    pci_bus_remove_slot(opaque, slot);
+}
+
+static void hotplug_raise_gpe(void *opaque)
+{
+    struct pci_bus *bus = opaque;
+    if (bus->platform->raise_gpe)
+        bus->platform->raise_gpe(bus->vm, ACPI_GPE_PCI_HOTPLUG);
+}
+
+static const struct pci_hotplug_bus_ops bus_hotplug_ops = {
+    .acpi_index = hotplug_acpi_index,
+    .eject_slot = hotplug_eject_slot,
+    .remove_slot = hotplug_remove_slot,
+    .raise_gpe = hotplug_raise_gpe,
+};
+
 struct pci_bus *pci_bus_create_with_platform(struct vm *vm, const struct pci_platform_ops *platform,
                                              struct irq_routing *routing, struct pv_error *error)
 {
@@ -880,7 +915,8 @@ struct pci_bus *pci_bus_create_with_platform(struct vm *vm, const struct pci_pla
                         &host_port_ops, bus, "pci-host", error) < 0)
         goto fail;
     bus->host_ports_registered = true;
-    bus->hotplug = pci_hotplug_create(bus, VM_PCI_HOTPLUG_BASE, error);
+    bus->hotplug =
+        pci_hotplug_create(&vm->io_bus, VM_PCI_HOTPLUG_BASE, &bus_hotplug_ops, bus, error);
     if (!bus->hotplug)
         goto fail;
     return bus;
@@ -892,11 +928,6 @@ fail:
 struct vm *pci_bus_get_vm(struct pci_bus *bus)
 {
     return bus->vm;
-}
-
-const struct pci_platform_ops *pci_bus_get_platform(struct pci_bus *bus)
-{
-    return bus->platform;
 }
 
 struct irq_routing *pci_bus_get_irq_routing(struct pci_bus *bus)

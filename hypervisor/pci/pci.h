@@ -290,9 +290,7 @@ struct pci_device *pci_bus_get_slot(struct pci_bus *bus, unsigned slot);
  * space goes back to power-on values (BARs unmapped) and ops->reset runs. */
 void pci_bus_reset(struct pci_bus *bus);
 
-/* For the hotplug controller (pci_hotplug.c). */
 struct vm *pci_bus_get_vm(struct pci_bus *bus);
-const struct pci_platform_ops *pci_bus_get_platform(struct pci_bus *bus);
 struct irq_routing *pci_bus_get_irq_routing(struct pci_bus *bus);
 /* The guest ejected `slot` (vCPU thread): the device there, if any and not the
  * host bridge, is removed on the main thread. */

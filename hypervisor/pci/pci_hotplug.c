@@ -6,17 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "acpi/acpi_pm.h"
-#include "pci/pci.h"
-#include "vm.h"
-
 /* Slot 0 holds the host bridge, which QEMU marks not hotpluggable. */
 #define PCI_HOTPLUG_REMOVABLE_SLOTS 0xfffffffeu
 
 struct pci_hotplug {
-    struct pci_bus *bus;
-    struct vm *vm;
-    const struct pci_platform_ops *platform;
+    struct io_bus *io_bus;
+    const struct pci_hotplug_bus_ops *ops;
+    void *opaque;
     uint16_t base;
     bool registered;
     pthread_mutex_t lock; /* up, down, bus_select, acpi_index */
@@ -27,8 +23,7 @@ struct pci_hotplug {
 
 static void raise_event(struct pci_hotplug *hotplug)
 {
-    if (hotplug->platform->raise_gpe)
-        hotplug->platform->raise_gpe(hotplug->vm, ACPI_GPE_PCI_HOTPLUG);
+    hotplug->ops->raise_gpe(hotplug->opaque);
 }
 
 uint32_t pci_hotplug_read(struct pci_hotplug *hotplug, unsigned offset)
@@ -82,8 +77,8 @@ static unsigned lowest_slot(uint32_t bitmap)
 
 void pci_hotplug_write(struct pci_hotplug *hotplug, unsigned offset, uint32_t value)
 {
-    unsigned eject_slot = PCI_SLOT_COUNT;
-    unsigned index_slot = PCI_SLOT_COUNT;
+    unsigned eject_slot = PCI_HOTPLUG_SLOTS;
+    unsigned index_slot = PCI_HOTPLUG_SLOTS;
 
     pthread_mutex_lock(&hotplug->lock);
     hotplug->acpi_index = 0;
@@ -91,7 +86,7 @@ void pci_hotplug_write(struct pci_hotplug *hotplug, unsigned offset, uint32_t va
     case PCI_HOTPLUG_EJECT:
         if (hotplug->bus_select == 0) {
             unsigned slot = lowest_slot(value);
-            if (slot < PCI_SLOT_COUNT) {
+            if (slot < PCI_HOTPLUG_SLOTS) {
                 hotplug->up &= ~(1u << slot);
                 hotplug->down &= ~(1u << slot);
                 eject_slot = slot;
@@ -110,15 +105,14 @@ void pci_hotplug_write(struct pci_hotplug *hotplug, unsigned offset, uint32_t va
     }
     pthread_mutex_unlock(&hotplug->lock);
 
-    if (index_slot < PCI_SLOT_COUNT) {
-        struct pci_device *device = pci_bus_get_slot(hotplug->bus, index_slot);
-        uint32_t acpi_index = device ? device->acpi_index : 0;
+    if (index_slot < PCI_HOTPLUG_SLOTS) {
+        uint32_t acpi_index = hotplug->ops->acpi_index(hotplug->opaque, index_slot);
         pthread_mutex_lock(&hotplug->lock);
         hotplug->acpi_index = acpi_index;
         pthread_mutex_unlock(&hotplug->lock);
     }
-    if (eject_slot < PCI_SLOT_COUNT)
-        pci_bus_eject_slot(hotplug->bus, eject_slot);
+    if (eject_slot < PCI_HOTPLUG_SLOTS)
+        hotplug->ops->eject_slot(hotplug->opaque, eject_slot);
 }
 
 static void hotplug_port_read(void *opaque, uint64_t offset, void *data, unsigned size)
@@ -145,20 +139,24 @@ static const struct io_region_ops hotplug_port_ops = {
     .write = hotplug_port_write,
 };
 
-struct pci_hotplug *pci_hotplug_create(struct pci_bus *bus, uint16_t base, struct pv_error *error)
+struct pci_hotplug *pci_hotplug_create(struct io_bus *io_bus, uint16_t base,
+                                       const struct pci_hotplug_bus_ops *ops, void *opaque,
+                                       struct pv_error *error)
 {
     struct pci_hotplug *hotplug = calloc(1, sizeof(*hotplug));
     if (!hotplug) {
         pv_error_set(error, -ENOMEM, "out of memory creating the PCI hotplug controller");
         return NULL;
     }
-    hotplug->bus = bus;
-    hotplug->vm = pci_bus_get_vm(bus);
-    hotplug->platform = pci_bus_get_platform(bus);
+    hotplug->io_bus = io_bus;
+    hotplug->ops = ops;
+    hotplug->opaque = opaque;
     hotplug->base = base;
     pthread_mutex_init(&hotplug->lock, NULL);
-    int rc = io_bus_register(&hotplug->vm->io_bus, IO_SPACE_PIO, base, PCI_HOTPLUG_LENGTH,
-                             &hotplug_port_ops, hotplug, "acpi-pci-hotplug", error);
+    if (!io_bus)
+        return hotplug;
+    int rc = io_bus_register(io_bus, IO_SPACE_PIO, base, PCI_HOTPLUG_LENGTH, &hotplug_port_ops,
+                             hotplug, "acpi-pci-hotplug", error);
     if (rc < 0) {
         pthread_mutex_destroy(&hotplug->lock);
         free(hotplug);
@@ -173,7 +171,7 @@ void pci_hotplug_destroy(struct pci_hotplug *hotplug)
     if (!hotplug)
         return;
     if (hotplug->registered)
-        io_bus_unregister(&hotplug->vm->io_bus, IO_SPACE_PIO, hotplug->base);
+        io_bus_unregister(hotplug->io_bus, IO_SPACE_PIO, hotplug->base);
     pthread_mutex_destroy(&hotplug->lock);
     free(hotplug);
 }
@@ -209,7 +207,7 @@ void pci_hotplug_reset(struct pci_hotplug *hotplug)
     hotplug->down = 0;
     hotplug->acpi_index = 0;
     pthread_mutex_unlock(&hotplug->lock);
-    for (unsigned slot = PCI_FIRST_DEVICE_SLOT; slot < PCI_SLOT_COUNT; slot++)
+    for (unsigned slot = PCI_HOTPLUG_FIRST_SLOT; slot < PCI_HOTPLUG_SLOTS; slot++)
         if (pending & (1u << slot))
-            pci_bus_remove_slot(hotplug->bus, slot);
+            hotplug->ops->remove_slot(hotplug->opaque, slot);
 }

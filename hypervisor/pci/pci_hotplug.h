@@ -22,9 +22,9 @@
 
 #include <stdint.h>
 
+#include "io_bus.h"
 #include "pv_error.h"
 
-struct pci_bus;
 struct pci_hotplug;
 
 #define PCI_HOTPLUG_LENGTH 0x18
@@ -36,8 +36,26 @@ struct pci_hotplug;
 #define PCI_HOTPLUG_ACPI_INDEX 0x14
 #define PCI_HOTPLUG_MAX_BUS_SELECT 256 /* QEMU's ACPI_PCIHP_MAX_HOTPLUG_BUS */
 
-/* Registers the block at `base` on the bus's VM io_bus. */
-struct pci_hotplug *pci_hotplug_create(struct pci_bus *bus, uint16_t base, struct pv_error *error);
+#define PCI_HOTPLUG_SLOTS 32     /* one bit per slot of the root bus */
+#define PCI_HOTPLUG_FIRST_SLOT 1 /* slot 0 is the host bridge */
+
+/* What the controller needs from its bus. Passed down at creation so the
+ * controller does not call into pci.c, which owns it. */
+struct pci_hotplug_bus_ops {
+    /* The ACPI index of the device in `slot`; 0 for none or an empty slot. */
+    uint32_t (*acpi_index)(void *opaque, unsigned slot);
+    /* The guest ejected `slot` (vCPU thread). */
+    void (*eject_slot)(void *opaque, unsigned slot);
+    /* Remove the device in `slot` now (main thread, system reset). */
+    void (*remove_slot)(void *opaque, unsigned slot);
+    /* Raise the PCI hotplug GPE (GPE0 bit 1). */
+    void (*raise_gpe)(void *opaque);
+};
+
+/* Registers the block at `base` on `io_bus` (NULL: no ports, tests drive the registers). */
+struct pci_hotplug *pci_hotplug_create(struct io_bus *io_bus, uint16_t base,
+                                       const struct pci_hotplug_bus_ops *ops, void *opaque,
+                                       struct pv_error *error);
 void pci_hotplug_destroy(struct pci_hotplug *hotplug);
 
 /* A device was hot-plugged into `slot`: up bit + GPE. */

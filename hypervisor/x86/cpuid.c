@@ -10,11 +10,13 @@
  * XSAVE from a kernel there; Linux needs `noxsave` on its command line (tests/linux does
  * that). On a VMX/SVM host the masks take effect. */
 #include <errno.h>
+#include <linux/kvm.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "x86/vcpu.h"
+#include "x86/cpuid.h"
 
 #define CPUID_MAX_ENTRIES 256
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "pv_log.h"
-#include "vm.h"
+#include "x86/cpuid.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
@@ -39,30 +39,30 @@ static int install_kick_handler(struct pv_error *error)
     return 0;
 }
 
-struct vcpu *vcpu_create(struct vm *vm, unsigned index, struct pv_error *error)
+struct vcpu *vcpu_create(const struct vcpu_host *host, unsigned index, struct pv_error *error)
 {
     struct vcpu *vcpu = calloc(1, sizeof(*vcpu));
     if (!vcpu) {
         pv_error_set(error, -ENOMEM, "out of memory for vCPU %u", index);
         return NULL;
     }
-    vcpu->vm = vm;
+    vcpu->host = *host;
     vcpu->index = index;
-    vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+    vcpu->fd = ioctl(host->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
     if (vcpu->fd < 0) {
         pv_error_set_errno(error, -errno, "KVM_CREATE_VCPU %u failed", index);
         free(vcpu);
         return NULL;
     }
     vcpu->run =
-        mmap(NULL, (size_t)vm->vcpu_mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+        mmap(NULL, (size_t)host->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
     if (vcpu->run == MAP_FAILED) {
         pv_error_set_errno(error, -errno, "cannot map kvm_run of vCPU %u", index);
         close(vcpu->fd);
         free(vcpu);
         return NULL;
     }
-    if (cpuid_setup_vcpu(vm->kvm_fd, vcpu->fd, index, vm->max_vcpus, error) < 0)
+    if (cpuid_setup_vcpu(host->kvm_fd, vcpu->fd, index, host->max_vcpus, error) < 0)
         goto fail;
     if (ioctl(vcpu->fd, KVM_GET_LAPIC, &vcpu->initial_lapic) < 0) {
         pv_error_set_errno(error, -errno, "KVM_GET_LAPIC failed for vCPU %u", index);
@@ -74,7 +74,7 @@ struct vcpu *vcpu_create(struct vm *vm, unsigned index, struct pv_error *error)
     }
     return vcpu;
 fail:
-    munmap(vcpu->run, (size_t)vm->vcpu_mmap_size);
+    munmap(vcpu->run, (size_t)host->mmap_size);
     close(vcpu->fd);
     free(vcpu);
     return NULL;
@@ -86,7 +86,7 @@ void vcpu_destroy(struct vcpu *vcpu)
         return;
     if (vcpu->thread_started)
         pthread_join(vcpu->thread, NULL);
-    munmap(vcpu->run, (size_t)vcpu->vm->vcpu_mmap_size);
+    munmap(vcpu->run, (size_t)vcpu->host.mmap_size);
     close(vcpu->fd);
     free(vcpu);
 }
@@ -123,7 +123,7 @@ static void handle_port_io(struct vcpu *vcpu)
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
     for (uint32_t i = 0; i < run->io.count; i++) {
-        io_bus_access(&vcpu->vm->io_bus, IO_SPACE_PIO, run->io.port, data, run->io.size, is_write);
+        io_bus_access(vcpu->host.io_bus, IO_SPACE_PIO, run->io.port, data, run->io.size, is_write);
         data += run->io.size;
     }
 }
@@ -146,32 +146,15 @@ static void report_internal_error(struct vcpu *vcpu)
 /* Waits while the VM wants vCPUs parked. Returns false when the thread must end. */
 static bool wait_until_runnable(struct vcpu *vcpu)
 {
-    struct vm *vm = vcpu->vm;
     /* Cleared before the check: a kick after this point is seen by the check. */
     __atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-    pthread_mutex_lock(&vm->state_lock);
-    while (!vm->shutdown_requested &&
-           (vm->quiesce_depth > 0 || vm->run_state != VM_RUN_STATE_RUNNING || !vm->memory_ready)) {
-        if (!vcpu->parked) {
-            vcpu->parked = true;
-            vm->parked_vcpus++;
-            pthread_cond_broadcast(&vm->state_cond);
-        }
-        pthread_cond_wait(&vm->state_cond, &vm->state_lock);
-    }
-    if (vcpu->parked) {
-        vcpu->parked = false;
-        vm->parked_vcpus--;
-    }
-    bool keep_running = !vm->shutdown_requested;
-    pthread_mutex_unlock(&vm->state_lock);
-    return keep_running;
+    return vcpu->host.ops->wait_runnable(vcpu->host.opaque, vcpu);
 }
 
 static void *vcpu_thread_main(void *argument)
 {
     struct vcpu *vcpu = argument;
-    struct vm *vm = vcpu->vm;
+    const struct vcpu_host *host = &vcpu->host;
     __atomic_store_n(&vcpu->thread_id, (int)gettid(), __ATOMIC_SEQ_CST);
 
     while (wait_until_runnable(vcpu)) {
@@ -179,7 +162,7 @@ static void *vcpu_thread_main(void *argument)
             if (errno == EINTR || errno == EAGAIN)
                 continue; /* kicked, or an AP still waiting for SIPI */
             pv_log_error("vCPU %u: KVM_RUN failed: %s", vcpu->index, strerror(errno));
-            vm_report_internal_error(vm);
+            host->ops->internal_error(host->opaque);
             continue;
         }
         struct kvm_run *run = vcpu->run;
@@ -188,7 +171,7 @@ static void *vcpu_thread_main(void *argument)
             handle_port_io(vcpu);
             break;
         case KVM_EXIT_MMIO:
-            io_bus_access(&vm->io_bus, IO_SPACE_MMIO, run->mmio.phys_addr, run->mmio.data,
+            io_bus_access(host->io_bus, IO_SPACE_MMIO, run->mmio.phys_addr, run->mmio.data,
                           run->mmio.len, run->mmio.is_write);
             break;
         case KVM_EXIT_INTR:
@@ -199,26 +182,26 @@ static void *vcpu_thread_main(void *argument)
         case KVM_EXIT_SHUTDOWN:
             /* Triple fault: a PC resets. */
             pv_log_info("vCPU %u: triple fault, resetting", vcpu->index);
-            vm_request_guest_reset(vm);
+            host->ops->guest_reset(host->opaque);
             break;
         case KVM_EXIT_SYSTEM_EVENT:
             if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
-                vm_request_guest_reset(vm);
+                host->ops->guest_reset(host->opaque);
             else
-                vm_request_shutdown(vm, true, "guest-shutdown");
+                host->ops->guest_shutdown(host->opaque);
             break;
         case KVM_EXIT_INTERNAL_ERROR:
             report_internal_error(vcpu);
-            vm_report_internal_error(vm);
+            host->ops->internal_error(host->opaque);
             break;
         case KVM_EXIT_FAIL_ENTRY:
             pv_log_error("vCPU %u: entry failed, reason 0x%llx", vcpu->index,
                          (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-            vm_report_internal_error(vm);
+            host->ops->internal_error(host->opaque);
             break;
         default:
             pv_log_error("vCPU %u: unhandled exit reason %u", vcpu->index, run->exit_reason);
-            vm_report_internal_error(vm);
+            host->ops->internal_error(host->opaque);
             break;
         }
     }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "acpi/acpi_pm.h"
 #include "acpi/acpi_tables.h"
 #include "pci/pci.h"
 #include "vm.h"

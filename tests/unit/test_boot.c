@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "boot/boot_bzimage.h"
+#include "boot/boot_elf.h"
+#include "boot/boot_params.h"
 #include "boot/boot_e820.h"
 #include "vm.h"
 
