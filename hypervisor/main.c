@@ -22,6 +22,7 @@
 #include "pv_error.h"
 #include "pv_log.h"
 #include "vm.h"
+#include "cmdline.h"
 #include "vmm_config.h"
 
 #define PROGRAM_NAME "plugvirt-vmm"

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "x86/cpu_models.h"
+#include "cmdline.h"
+#include "options/machine_options.h"
 #include "vmm_config.h"
 
 #define MAX_WORDS 64
