@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "options/json_options.h"
 #include "json_util.h"
 #include "pci/pci.h"
 #include "pv_log.h"
@@ -297,7 +298,7 @@ static int parse_argument(const char *text, const char *implied_key, struct qemu
         json_parse(text, strlen(text), DEVICE_JSON_MAX_LENGTH, DEVICE_JSON_MAX_DEPTH, error);
     if (!json)
         return error && error->code ? error->code : -EINVAL;
-    int rc = block_options_from_json(json, options, error);
+    int rc = qemu_options_from_json(json, options, error);
     yajl_tree_free(json);
     return rc;
 }

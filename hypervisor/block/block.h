@@ -27,7 +27,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
-#include <yajl/yajl_tree.h>
 
 #include "pv_error.h"
 #include "qemu_options.h"
@@ -59,11 +58,6 @@ int block_drive_add(struct block_layer *layer, struct qemu_options *options, cha
  * empty backend, so later I/O fails) or a node (then like blockdev-del). */
 int block_drive_del(struct block_layer *layer, const char *id, struct pv_error *error);
 
-/* Flattens a QMP argument object into `options` (initialised here; free with
- * qemu_options_free): nested objects become dotted keys, booleans "on"/"off",
- * numbers their text. Arrays and null are rejected. */
-int block_options_from_json(yajl_val object, struct qemu_options *options, struct pv_error *error);
-
 /* Whether a node or drive with this name exists. */
 bool block_node_exists(struct block_layer *layer, const char *node_name);
 bool block_drive_exists(struct block_layer *layer, const char *drive_id);
@@ -82,25 +76,5 @@ bool block_backend_is_inserted(struct block_backend *backend);
 bool block_backend_is_read_only(struct block_backend *backend);
 /* Size in bytes (0 when nothing is inserted). */
 uint64_t block_backend_length(struct block_backend *backend);
-
-/* I/O: return the bytes transferred (always all of them) or -errno:
- * -ENOMEDIUM when nothing is inserted (after drive_del), -EACCES for writes
- * to read-only nodes, -EINVAL beyond the end. */
-ssize_t block_backend_preadv(struct block_backend *backend, const struct iovec *iov, unsigned count,
-                             uint64_t offset);
-ssize_t block_backend_pwritev(struct block_backend *backend, const struct iovec *iov,
-                              unsigned count, uint64_t offset);
-int block_backend_flush(struct block_backend *backend);
-/* Discard is advisory: unsupported by the host file system still means 0. */
-int block_backend_discard(struct block_backend *backend, uint64_t offset, uint64_t length);
-int block_backend_write_zeroes(struct block_backend *backend, uint64_t offset, uint64_t length,
-                               bool may_unmap);
-
-/* query-block: the JSON array of BlockInfo. */
-void block_query_block(struct block_layer *layer, struct json_writer *writer);
-/* query-named-block-nodes: the JSON array of BlockDeviceInfo. */
-void block_query_named_block_nodes(struct block_layer *layer, struct json_writer *writer);
-/* HMP "info block [-n] [device]" text, malloc'd ("" when there is nothing). */
-char *block_info_block_text(struct block_layer *layer, const char *device, bool nodes_only);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "block/block_query.h"
 #include "chardev/chardev.h"
 #include "device_registry.h"
 #include "pv_log.h"

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "block/block_query.h"
+#include "options/json_options.h"
 #include "device_registry.h"
 #include "monitor/qmp_commands.h"
 #include "vm.h"
@@ -28,7 +30,7 @@ static int arguments_to_options(yajl_val arguments, struct qemu_options *options
     if (!arguments)
         return 0;
     struct pv_error flatten_error = {0};
-    int rc = block_options_from_json(arguments, options, &flatten_error);
+    int rc = qemu_options_from_json(arguments, options, &flatten_error);
     if (rc < 0) {
         qemu_options_free(options);
         return from_pv_error(error, rc, &flatten_error);

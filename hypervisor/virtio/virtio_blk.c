@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "block/block.h"
+#include "block/block_io.h"
 #include "pv_log.h"
 #include "virtio/virtio_pci.h"
 
