@@ -11,16 +11,10 @@
 #include "acpi/acpi_pm.h"
 #include "x86/irq_routing.h"
 #include "pci/pci_hotplug.h"
+#include "pci/pci_msix.h"
 #include "pv_log.h"
 
 #define PCI_BAR_UNMAPPED UINT64_MAX
-#define PCI_MIN_MEMORY_BAR_SIZE 16
-#define PCI_MIN_IO_BAR_SIZE 4
-#define PCI_MAX_IO_BAR_SIZE 0x10000
-#define PCI_MAX_MEMORY32_BAR_SIZE 0x80000000ULL
-#define PCI_COMMAND_WRITABLE                                                                       \
-    (PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_PARITY |               \
-     PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
 #define PCI_CLASS_BRIDGE_HOST 0x060000
 /* A repeated device_del is accepted once the previous request is this old (QEMU: 1 ms). */
 #define PCI_UNPLUG_REQUEST_EXPIRY_MS 1
@@ -53,46 +47,6 @@ struct pci_bus {
     struct pci_device host_bridge;
 };
 
-/* ---- helpers on config space -------------------------------------------- */
-
-static uint16_t config_read16(const struct pci_device *device, unsigned offset)
-{
-    return (uint16_t)(device->config[offset] | device->config[offset + 1] << 8);
-}
-
-static uint32_t config_read32(const struct pci_device *device, unsigned offset)
-{
-    return (uint32_t)config_read16(device, offset) | (uint32_t)config_read16(device, offset + 2)
-                                                         << 16;
-}
-
-/* Config space and its writable mask are both little-endian byte arrays. */
-static void store_le(uint8_t *bytes, unsigned offset, uint32_t value, unsigned size)
-{
-    for (unsigned i = 0; i < size; i++)
-        bytes[offset + i] = (uint8_t)(value >> (8 * i));
-}
-
-static void config_write16(struct pci_device *device, unsigned offset, uint16_t value)
-{
-    store_le(device->config, offset, value, 2);
-}
-
-static void config_write32(struct pci_device *device, unsigned offset, uint32_t value)
-{
-    store_le(device->config, offset, value, 4);
-}
-
-static void writable_write16(struct pci_device *device, unsigned offset, uint16_t mask)
-{
-    store_le(device->config_writable, offset, mask, 2);
-}
-
-static void writable_write32(struct pci_device *device, unsigned offset, uint32_t mask)
-{
-    store_le(device->config_writable, offset, mask, 4);
-}
-
 static bool ranges_overlap(unsigned offset_a, unsigned size_a, unsigned offset_b, unsigned size_b)
 {
     return offset_a < offset_b + size_b && offset_b < offset_a + size_a;
@@ -103,12 +57,6 @@ static int64_t monotonic_ms(void)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-unsigned pci_intx_gsi(unsigned slot)
-{
-    unsigned pirq = (slot - 1) & 3;
-    return pirq < 2 ? PCI_INTX_GSI_AB : PCI_INTX_GSI_CD;
 }
 
 /* ---- the default platform: the real VM ---------------------------------- */
@@ -130,197 +78,6 @@ const struct pci_platform_ops pci_platform_kvm = {
     .raise_gpe = kvm_raise_gpe,
 };
 
-/* ---- device setup --------------------------------------------------------- */
-
-void pci_device_init(struct pci_device *device, const struct pci_device_ops *ops,
-                     const char *driver, const char *id, uint16_t vendor_id, uint16_t device_id,
-                     uint32_t class_code, uint8_t revision, uint16_t subsystem_vendor_id,
-                     uint16_t subsystem_id)
-{
-    memset(device, 0, sizeof(*device));
-    device->ops = ops;
-    snprintf(device->driver, sizeof(device->driver), "%s", driver ? driver : "");
-    snprintf(device->id, sizeof(device->id), "%s", id ? id : "");
-    device->slot = -1;
-    pthread_mutex_init(&device->config_lock, NULL);
-    config_write16(device, PCI_VENDOR_ID, vendor_id);
-    config_write16(device, PCI_DEVICE_ID, device_id);
-    device->config[PCI_REVISION_ID] = revision;
-    device->config[PCI_CLASS_PROG] = (uint8_t)class_code;
-    config_write16(device, PCI_CLASS_DEVICE, (uint16_t)(class_code >> 8));
-    device->config[PCI_HEADER_TYPE] = 0;
-    config_write16(device, PCI_SUBSYSTEM_VENDOR_ID, subsystem_vendor_id);
-    config_write16(device, PCI_SUBSYSTEM_ID, subsystem_id);
-    device->config[PCI_INTERRUPT_PIN] = 1; /* INTA# */
-    writable_write16(device, PCI_COMMAND, PCI_COMMAND_WRITABLE);
-    device->config_writable[PCI_CACHE_LINE_SIZE] = 0xff;
-    device->config_writable[PCI_LATENCY_TIMER] = 0xff;
-    device->config_writable[PCI_INTERRUPT_LINE] = 0xff;
-    device->next_capability = PCI_FIRST_CAPABILITY_OFFSET;
-    for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++) {
-        device->msix.irqfd[i] = -1;
-        device->msix.gsi[i] = -1;
-    }
-}
-
-static uint64_t round_up_power_of_two(uint64_t value)
-{
-    uint64_t result = 1;
-    while (result < value)
-        result <<= 1;
-    return result;
-}
-
-/* The low type bits and the writable mask of a BAR's register(s). */
-static void bar_register_layout(const struct pci_bar *bar, uint32_t *type_bits, uint64_t *writable)
-{
-    if (bar->kind == PCI_BAR_IO) {
-        *type_bits = PCI_BASE_ADDRESS_SPACE_IO;
-        *writable = ~(bar->size - 1) & 0xfffffffcULL;
-    } else {
-        *type_bits = bar->kind == PCI_BAR_MEMORY64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0;
-        if (bar->prefetchable)
-            *type_bits |= PCI_BASE_ADDRESS_MEM_PREFETCH;
-        *writable = ~(bar->size - 1) & ~0xfULL;
-        if (bar->kind == PCI_BAR_MEMORY32)
-            *writable &= 0xffffffffULL;
-    }
-}
-
-int pci_device_set_bar(struct pci_device *device, unsigned index, enum pci_bar_kind kind,
-                       uint64_t size, const struct io_region_ops *ops, void *opaque,
-                       struct pv_error *error)
-{
-    if (index >= PCI_BAR_COUNT || kind == PCI_BAR_NONE)
-        return pv_error_set(error, -EINVAL, "%s: invalid BAR %u", device->driver, index);
-    if (kind == PCI_BAR_MEMORY64 && index + 1 >= PCI_BAR_COUNT)
-        return pv_error_set(error, -EINVAL, "%s: a 64-bit BAR cannot start at BAR %u",
-                            device->driver, index);
-    if (device->bars[index].kind != PCI_BAR_NONE ||
-        (index > 0 && device->bars[index - 1].kind == PCI_BAR_MEMORY64) ||
-        (kind == PCI_BAR_MEMORY64 && device->bars[index + 1].kind != PCI_BAR_NONE))
-        return pv_error_set(error, -EEXIST, "%s: BAR %u is already declared", device->driver,
-                            index);
-    uint64_t minimum = kind == PCI_BAR_IO ? PCI_MIN_IO_BAR_SIZE : PCI_MIN_MEMORY_BAR_SIZE;
-    uint64_t limit = kind == PCI_BAR_IO         ? PCI_MAX_IO_BAR_SIZE
-                     : kind == PCI_BAR_MEMORY32 ? PCI_MAX_MEMORY32_BAR_SIZE
-                                                : 1ULL << 62;
-    if (size == 0 || size > limit)
-        return pv_error_set(error, -EINVAL, "%s: BAR %u size 0x%llx is out of range",
-                            device->driver, index, (unsigned long long)size);
-    size = round_up_power_of_two(size < minimum ? minimum : size);
-
-    struct pci_bar *bar = &device->bars[index];
-    bar->kind = kind;
-    bar->size = size;
-    bar->address = 0;
-    bar->mapped = false;
-    bar->ops = ops;
-    bar->opaque = opaque;
-
-    uint32_t type_bits;
-    uint64_t writable;
-    bar_register_layout(bar, &type_bits, &writable);
-    unsigned offset = PCI_BASE_ADDRESS_0 + 4 * index;
-    config_write32(device, offset, type_bits);
-    writable_write32(device, offset, (uint32_t)writable);
-    if (kind == PCI_BAR_MEMORY64) {
-        config_write32(device, offset + 4, 0);
-        writable_write32(device, offset + 4, (uint32_t)(writable >> 32));
-    }
-    return 0;
-}
-
-int pci_device_set_bar_prefetchable(struct pci_device *device, unsigned index,
-                                    struct pv_error *error)
-{
-    if (index >= PCI_BAR_COUNT || (device->bars[index].kind != PCI_BAR_MEMORY32 &&
-                                   device->bars[index].kind != PCI_BAR_MEMORY64))
-        return pv_error_set(error, -EINVAL, "%s: BAR %u is not a memory BAR", device->driver,
-                            index);
-    struct pci_bar *bar = &device->bars[index];
-    bar->prefetchable = true;
-    uint32_t type_bits;
-    uint64_t writable;
-    bar_register_layout(bar, &type_bits, &writable);
-    config_write32(device, PCI_BASE_ADDRESS_0 + 4 * index, type_bits);
-    return 0;
-}
-
-int pci_device_add_capability(struct pci_device *device, uint8_t capability_id, unsigned length,
-                              struct pv_error *error)
-{
-    unsigned offset = (device->next_capability + 3u) & ~3u;
-    if (length < 2 || offset < PCI_FIRST_CAPABILITY_OFFSET ||
-        offset + length > PCI_CONFIG_SPACE_SIZE)
-        return pv_error_set(error, -ENOSPC, "%s: no room for a %u-byte capability 0x%02x",
-                            device->driver, length, capability_id);
-    device->config[offset] = capability_id;
-    device->config[offset + 1] = 0;
-    /* Append to the end of the chain so capabilities appear in the order added. */
-    if (device->config[PCI_CAPABILITY_LIST] == 0) {
-        device->config[PCI_CAPABILITY_LIST] = (uint8_t)offset;
-    } else {
-        unsigned last = device->config[PCI_CAPABILITY_LIST];
-        while (device->config[last + 1] != 0)
-            last = device->config[last + 1];
-        device->config[last + 1] = (uint8_t)offset;
-    }
-    config_write16(device, PCI_STATUS,
-                   (uint16_t)(config_read16(device, PCI_STATUS) | PCI_STATUS_CAP_LIST));
-    device->next_capability =
-        (uint8_t)(offset + length < PCI_CONFIG_SPACE_SIZE ? offset + length
-                                                          : PCI_CONFIG_SPACE_SIZE - 1);
-    return (int)offset;
-}
-
-static unsigned pba_length(unsigned vector_count)
-{
-    return (vector_count + 63) / 64 * 8;
-}
-
-int pci_device_init_msix(struct pci_device *device, unsigned vector_count, unsigned bar,
-                         uint32_t table_offset, uint32_t pba_offset, struct pv_error *error)
-{
-    if (vector_count == 0 || vector_count > PCI_MSIX_MAX_VECTORS)
-        return pv_error_set(error, -EINVAL, "%s: MSI-X vector count %u is out of range",
-                            device->driver, vector_count);
-    if (bar >= PCI_BAR_COUNT ||
-        (device->bars[bar].kind != PCI_BAR_MEMORY32 && device->bars[bar].kind != PCI_BAR_MEMORY64))
-        return pv_error_set(error, -EINVAL, "%s: MSI-X needs a declared memory BAR, not %u",
-                            device->driver, bar);
-    uint64_t size = device->bars[bar].size;
-    uint64_t table_end = (uint64_t)table_offset + vector_count * PCI_MSIX_ENTRY_SIZE;
-    uint64_t pba_end = (uint64_t)pba_offset + pba_length(vector_count);
-    if ((table_offset & 7) || (pba_offset & 7) || table_end > size || pba_end > size ||
-        (table_offset < pba_end && pba_offset < table_end))
-        return pv_error_set(error, -EINVAL, "%s: MSI-X table/PBA do not fit BAR %u", device->driver,
-                            bar);
-    int capability =
-        pci_device_add_capability(device, PCI_CAP_ID_MSIX, PCI_MSIX_CAPABILITY_LENGTH, error);
-    if (capability < 0)
-        return capability;
-    struct pci_msix *msix = &device->msix;
-    msix->vector_count = vector_count;
-    msix->bar = bar;
-    msix->table_offset = table_offset;
-    msix->pba_offset = pba_offset;
-    msix->capability_offset = (uint8_t)capability;
-    msix->enabled = msix->function_masked = false;
-    config_write16(device, (unsigned)capability + PCI_MSIX_FLAGS,
-                   (uint16_t)((vector_count - 1) & PCI_MSIX_FLAGS_QSIZE));
-    writable_write16(device, (unsigned)capability + PCI_MSIX_FLAGS,
-                     PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
-    config_write32(device, (unsigned)capability + PCI_MSIX_TABLE, table_offset | bar);
-    config_write32(device, (unsigned)capability + PCI_MSIX_PBA, pba_offset | bar);
-    for (unsigned i = 0; i < PCI_MSIX_MAX_VECTORS; i++) {
-        memset(&msix->table[i], 0, sizeof(msix->table[i]));
-        msix->table[i].control = PCI_MSIX_ENTRY_CTRL_MASKBIT;
-    }
-    memset(msix->pending, 0, sizeof(msix->pending));
-    return 0;
-}
-
 /* ---- BAR mapping ---------------------------------------------------------- */
 
 /* Where the BAR should be mapped per COMMAND and its register, or
@@ -331,9 +88,9 @@ static uint64_t bar_decoded_address(const struct pci_device *device, unsigned in
 {
     const struct pci_bar *bar = &device->bars[index];
     unsigned offset = PCI_BASE_ADDRESS_0 + 4 * index;
-    uint64_t address = config_read32(device, offset);
+    uint64_t address = pci_config_read32(device, offset);
     if (bar->kind == PCI_BAR_MEMORY64)
-        address |= (uint64_t)config_read32(device, offset + 4) << 32;
+        address |= (uint64_t)pci_config_read32(device, offset + 4) << 32;
     address &= ~(bar->size - 1);
     return address & (bar->kind == PCI_BAR_IO ? ~3ULL : ~0xfULL);
 }
@@ -342,7 +99,7 @@ static uint64_t bar_target_address(const struct pci_device *device, unsigned ind
                                    uint64_t address)
 {
     const struct pci_bar *bar = &device->bars[index];
-    uint16_t command = config_read16(device, PCI_COMMAND);
+    uint16_t command = pci_config_read16(device, PCI_COMMAND);
     bool decode =
         bar->kind == PCI_BAR_IO ? (command & PCI_COMMAND_IO) : (command & PCI_COMMAND_MEMORY);
     if (!decode || address == 0)
@@ -404,18 +161,6 @@ static unsigned update_bar_mappings_locked(struct pci_device *device)
     return changed;
 }
 
-bool pci_device_get_bar_mapping(struct pci_device *device, unsigned bar, uint64_t *address)
-{
-    if (bar >= PCI_BAR_COUNT)
-        return false;
-    pthread_mutex_lock(&device->config_lock);
-    bool mapped = device->bars[bar].mapped;
-    if (address)
-        *address = device->bars[bar].address;
-    pthread_mutex_unlock(&device->config_lock);
-    return mapped;
-}
-
 /* ---- INTx ----------------------------------------------------------------- */
 
 static void bus_intx_adjust(struct pci_bus *bus, unsigned gsi, bool assert_line)
@@ -439,7 +184,7 @@ static void update_intx_locked(struct pci_device *device)
 {
     bool want = device->intx_level && device->bus && device->slot > 0 &&
                 device->config[PCI_INTERRUPT_PIN] != 0 &&
-                !(config_read16(device, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE) &&
+                !(pci_config_read16(device, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE) &&
                 !device->msix.enabled;
     if (want == device->intx_asserted)
         return;
@@ -451,255 +196,11 @@ void pci_set_intx(struct pci_device *device, bool level)
 {
     pthread_mutex_lock(&device->config_lock);
     device->intx_level = level;
-    uint16_t status = config_read16(device, PCI_STATUS);
+    uint16_t status = pci_config_read16(device, PCI_STATUS);
     status = level ? (status | PCI_STATUS_INTERRUPT) : (status & ~PCI_STATUS_INTERRUPT);
-    config_write16(device, PCI_STATUS, status);
+    pci_config_write16(device, PCI_STATUS, status);
     update_intx_locked(device);
     pthread_mutex_unlock(&device->config_lock);
-}
-
-/* ---- MSI-X ---------------------------------------------------------------- */
-
-static bool msix_vector_masked(const struct pci_msix *msix, unsigned vector)
-{
-    return !msix->enabled || msix->function_masked ||
-           (msix->table[vector].control & PCI_MSIX_ENTRY_CTRL_MASKBIT);
-}
-
-static uint64_t msix_address(const struct pci_msix_entry *entry)
-{
-    return (uint64_t)entry->address_high << 32 | entry->address_low;
-}
-
-static bool msix_pending(const struct pci_msix *msix, unsigned vector)
-{
-    return msix->pending[vector / 64] & (1ULL << (vector % 64));
-}
-
-static void msix_set_pending(struct pci_msix *msix, unsigned vector, bool pending)
-{
-    if (pending)
-        msix->pending[vector / 64] |= 1ULL << (vector % 64);
-    else
-        msix->pending[vector / 64] &= ~(1ULL << (vector % 64));
-}
-
-/* Reads (and so clears) the eventfd counter; true if it was written to. */
-static bool drain_eventfd(int fd)
-{
-    uint64_t count = 0;
-    return read(fd, &count, sizeof(count)) == sizeof(count) && count > 0;
-}
-
-static void msix_send_locked(struct pci_device *device, unsigned vector)
-{
-    const struct pci_msix_entry *entry = &device->msix.table[vector];
-    struct pci_bus *bus = device->bus;
-    if (bus && bus->platform->signal_msi) {
-        int rc = bus->platform->signal_msi(bus->vm, msix_address(entry), entry->data);
-        if (rc < 0)
-            pv_log_warning("PCI %02x.0: MSI-X vector %u not delivered: %s", device->slot, vector,
-                           strerror(-rc));
-    }
-}
-
-/* Applies the state of one vector after a change: attaches its irqfd while it
- * is deliverable (with the current message), detaches it while masked, and
- * delivers what became pending while masked once it is unmasked. Caller holds
- * config_lock. */
-static void msix_vector_update_locked(struct pci_device *device, unsigned vector, bool was_masked)
-{
-    struct pci_msix *msix = &device->msix;
-    struct irq_routing *routing = device->bus ? device->bus->routing : NULL;
-    bool masked = msix_vector_masked(msix, vector);
-    const struct pci_msix_entry *entry = &msix->table[vector];
-    int fd = msix->irqfd[vector];
-
-    if (fd >= 0 && routing) {
-        if (masked && msix->irqfd_attached[vector]) {
-            irq_routing_irqfd_deassign(routing, fd, (unsigned)msix->gsi[vector]);
-            msix->irqfd_attached[vector] = false;
-        }
-        if (!masked) {
-            struct pv_error error = {0};
-            if (irq_routing_update_msi(routing, (unsigned)msix->gsi[vector], msix_address(entry),
-                                       entry->data, &error) < 0)
-                pv_log_warning("PCI %02x.0: MSI-X vector %u: %s", device->slot, vector,
-                               error.message);
-            if (!msix->irqfd_attached[vector]) {
-                /* Writes made while masked are a pending message. */
-                if (drain_eventfd(fd))
-                    msix_set_pending(msix, vector, true);
-                if (irq_routing_irqfd_assign(routing, fd, (unsigned)msix->gsi[vector], &error) == 0)
-                    msix->irqfd_attached[vector] = true;
-                else
-                    pv_log_warning("PCI %02x.0: MSI-X vector %u: %s", device->slot, vector,
-                                   error.message);
-            }
-        }
-    }
-    if (was_masked && !masked && msix_pending(msix, vector)) {
-        msix_set_pending(msix, vector, false);
-        msix_send_locked(device, vector);
-    }
-}
-
-/* The guest wrote MSI-X message control. Returns true if enable or function
- * mask changed. Caller holds config_lock. */
-static bool msix_control_update_locked(struct pci_device *device)
-{
-    struct pci_msix *msix = &device->msix;
-    if (msix->vector_count == 0)
-        return false;
-    uint16_t control = config_read16(device, msix->capability_offset + PCI_MSIX_FLAGS);
-    bool enabled = control & PCI_MSIX_FLAGS_ENABLE;
-    bool function_masked = control & PCI_MSIX_FLAGS_MASKALL;
-    if (enabled == msix->enabled && function_masked == msix->function_masked)
-        return false;
-    bool was_masked[PCI_MSIX_MAX_VECTORS];
-    for (unsigned v = 0; v < msix->vector_count; v++)
-        was_masked[v] = msix_vector_masked(msix, v);
-    if (enabled && !msix->enabled) {
-        /* Messages are dropped while MSI-X is off (QEMU's msix_notify). */
-        for (unsigned v = 0; v < msix->vector_count; v++)
-            if (msix->irqfd[v] >= 0 && !msix->irqfd_attached[v])
-                drain_eventfd(msix->irqfd[v]);
-    }
-    msix->enabled = enabled;
-    msix->function_masked = function_masked;
-    for (unsigned v = 0; v < msix->vector_count; v++)
-        msix_vector_update_locked(device, v, was_masked[v]);
-    update_intx_locked(device);
-    return true;
-}
-
-/* Folds writes to detached eventfds into the pending bits. Caller holds config_lock. */
-static void msix_collect_pending_locked(struct pci_device *device)
-{
-    struct pci_msix *msix = &device->msix;
-    for (unsigned v = 0; v < msix->vector_count; v++) {
-        if (msix->irqfd[v] < 0 || msix->irqfd_attached[v])
-            continue;
-        if (drain_eventfd(msix->irqfd[v]) && msix->enabled)
-            msix_set_pending(msix, v, true);
-    }
-}
-
-bool pci_msix_access(struct pci_device *device, unsigned bar, uint64_t offset, void *data,
-                     unsigned size, bool is_write)
-{
-    struct pci_msix *msix = &device->msix;
-    if (msix->vector_count == 0 || bar != msix->bar)
-        return false;
-    uint64_t table_end = msix->table_offset + (uint64_t)msix->vector_count * PCI_MSIX_ENTRY_SIZE;
-    uint64_t pba_end = msix->pba_offset + (uint64_t)pba_length(msix->vector_count);
-    uint8_t *bytes = data;
-
-    if (offset >= msix->table_offset && offset + size <= table_end) {
-        uint64_t relative = offset - msix->table_offset;
-        pthread_mutex_lock(&device->config_lock);
-        if (!is_write) {
-            memcpy(bytes, (const uint8_t *)msix->table + relative, size);
-        } else {
-            unsigned first = (unsigned)(relative / PCI_MSIX_ENTRY_SIZE);
-            unsigned last = (unsigned)((relative + size - 1) / PCI_MSIX_ENTRY_SIZE);
-            bool was_masked[2];
-            for (unsigned v = first; v <= last; v++)
-                was_masked[v - first] = msix_vector_masked(msix, v);
-            memcpy((uint8_t *)msix->table + relative, bytes, size);
-            for (unsigned v = first; v <= last; v++) {
-                /* Vector control bits 31:1 are reserved. */
-                msix->table[v].control &= PCI_MSIX_ENTRY_CTRL_MASKBIT;
-                msix_vector_update_locked(device, v, was_masked[v - first]);
-            }
-        }
-        pthread_mutex_unlock(&device->config_lock);
-        return true;
-    }
-    if (offset >= msix->pba_offset && offset + size <= pba_end) {
-        if (!is_write) {
-            pthread_mutex_lock(&device->config_lock);
-            msix_collect_pending_locked(device);
-            memcpy(bytes, (const uint8_t *)msix->pending + (offset - msix->pba_offset), size);
-            pthread_mutex_unlock(&device->config_lock);
-        }
-        return true; /* the PBA is read-only */
-    }
-    return false;
-}
-
-void pci_msix_notify(struct pci_device *device, unsigned vector)
-{
-    struct pci_msix *msix = &device->msix;
-    if (vector >= msix->vector_count)
-        return;
-    pthread_mutex_lock(&device->config_lock);
-    if (msix->enabled) {
-        if (msix_vector_masked(msix, vector))
-            msix_set_pending(msix, vector, true);
-        else
-            msix_send_locked(device, vector);
-    }
-    pthread_mutex_unlock(&device->config_lock);
-}
-
-int pci_msix_vector_eventfd(struct pci_device *device, unsigned vector)
-{
-    struct pci_msix *msix = &device->msix;
-    if (vector >= msix->vector_count || !device->bus)
-        return -1;
-    pthread_mutex_lock(&device->config_lock);
-    int fd = msix->irqfd[vector];
-    if (fd < 0) {
-        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd < 0) {
-            pv_log_warning("PCI %02x.0: cannot create an eventfd: %s", device->slot,
-                           strerror(errno));
-            pthread_mutex_unlock(&device->config_lock);
-            return -1;
-        }
-        const struct pci_msix_entry *entry = &msix->table[vector];
-        struct pv_error error = {0};
-        int gsi =
-            irq_routing_add_msi(device->bus->routing, msix_address(entry), entry->data, &error);
-        if (gsi < 0) {
-            pv_log_warning("PCI %02x.0: MSI-X vector %u: %s", device->slot, vector, error.message);
-            close(fd);
-            pthread_mutex_unlock(&device->config_lock);
-            return -1;
-        }
-        msix->irqfd[vector] = fd;
-        msix->gsi[vector] = gsi;
-        msix->irqfd_attached[vector] = false;
-        bool masked = msix_vector_masked(msix, vector);
-        msix_vector_update_locked(device, vector, masked);
-    }
-    pthread_mutex_unlock(&device->config_lock);
-    return fd;
-}
-
-/* Detaches and unroutes every vector eventfd; stores the fds in `fds` (to be
- * closed after ops->destroy, when no model thread can still write them) and
- * returns how many. Caller holds config_lock. */
-static unsigned msix_release_locked(struct pci_device *device, int *fds)
-{
-    struct pci_msix *msix = &device->msix;
-    struct irq_routing *routing = device->bus ? device->bus->routing : NULL;
-    unsigned count = 0;
-    for (unsigned v = 0; v < PCI_MSIX_MAX_VECTORS; v++) {
-        if (msix->irqfd[v] < 0)
-            continue;
-        if (routing) {
-            if (msix->irqfd_attached[v])
-                irq_routing_irqfd_deassign(routing, msix->irqfd[v], (unsigned)msix->gsi[v]);
-            irq_routing_remove(routing, (unsigned)msix->gsi[v]);
-        }
-        fds[count++] = msix->irqfd[v];
-        msix->irqfd[v] = -1;
-        msix->gsi[v] = -1;
-        msix->irqfd_attached[v] = false;
-    }
-    return count;
 }
 
 /* ---- config space access ---------------------------------------------------- */
@@ -718,7 +219,7 @@ static void device_config_write(struct pci_device *device, unsigned offset, unsi
                                 uint32_t value)
 {
     pthread_mutex_lock(&device->config_lock);
-    uint16_t old_command = config_read16(device, PCI_COMMAND);
+    uint16_t old_command = pci_config_read16(device, PCI_COMMAND);
     bool touched = false;
     for (unsigned i = 0; i < size; i++) {
         uint8_t mask = device->config_writable[offset + i];
@@ -729,7 +230,7 @@ static void device_config_write(struct pci_device *device, unsigned offset, unsi
             touched = true;
         }
     }
-    uint16_t command = config_read16(device, PCI_COMMAND);
+    uint16_t command = pci_config_read16(device, PCI_COMMAND);
     unsigned remapped = 0;
     bool msix_changed = false;
     if (touched) {
@@ -738,8 +239,9 @@ static void device_config_write(struct pci_device *device, unsigned offset, unsi
             remapped = update_bar_mappings_locked(device);
         if (device->msix.vector_count &&
             ranges_overlap(offset, size, device->msix.capability_offset + PCI_MSIX_FLAGS, 2))
-            msix_changed = msix_control_update_locked(device);
-        if ((command ^ old_command) & PCI_COMMAND_INTX_DISABLE)
+            msix_changed = pci_msix_control_update_locked(device);
+        /* MSI-X on or off also switches INTx. */
+        if (msix_changed || ((command ^ old_command) & PCI_COMMAND_INTX_DISABLE))
             update_intx_locked(device);
     }
     pthread_mutex_unlock(&device->config_lock);
@@ -996,6 +498,11 @@ int pci_bus_plug(struct pci_bus *bus, struct pci_device *device, int slot, struc
     /* Config space must answer before the guest hears about the device. */
     pthread_mutex_lock(&device->config_lock);
     device->bus = bus;
+    device->msi = (struct pci_msi_target){
+        .signal_msi = bus->platform->signal_msi,
+        .vm = bus->vm,
+        .routing = bus->routing,
+    };
     device->slot = slot;
     device->unplug_requested = false;
     if (device->config[PCI_INTERRUPT_PIN])
@@ -1063,7 +570,7 @@ static void remove_slot(struct pci_bus *bus, unsigned slot, bool notify, bool qu
             unmapped |= 1u << index;
         }
     }
-    fd_count = msix_release_locked(device, fds);
+    fd_count = pci_msix_release_locked(device, fds);
     device->intx_level = false;
     update_intx_locked(device);
     pthread_mutex_unlock(&device->config_lock);
@@ -1083,6 +590,7 @@ static void remove_slot(struct pci_bus *bus, unsigned slot, bool notify, bool qu
     if (notify && bus->unplug_callback)
         bus->unplug_callback(bus->unplug_opaque, device);
     device->bus = NULL;
+    device->msi = (struct pci_msi_target){0};
     device->slot = -1;
     device->unplug_requested = false;
     if (ops && ops->destroy)
@@ -1155,18 +663,18 @@ static void reset_device(struct pci_device *device)
     unsigned remapped = update_bar_mappings_locked(device);
     struct pci_msix *msix = &device->msix;
     if (msix->vector_count) {
-        msix_control_update_locked(device);
+        pci_msix_control_update_locked(device);
         for (unsigned v = 0; v < msix->vector_count; v++) {
             memset(&msix->table[v], 0, sizeof(msix->table[v]));
             msix->table[v].control = PCI_MSIX_ENTRY_CTRL_MASKBIT;
             if (msix->irqfd[v] >= 0)
-                drain_eventfd(msix->irqfd[v]);
+                pci_msix_drain_eventfd(msix->irqfd[v]);
         }
         memset(msix->pending, 0, sizeof(msix->pending));
     }
     device->intx_level = false;
-    config_write16(device, PCI_STATUS,
-                   (uint16_t)(config_read16(device, PCI_STATUS) & ~PCI_STATUS_INTERRUPT));
+    pci_config_write16(device, PCI_STATUS,
+                       (uint16_t)(pci_config_read16(device, PCI_STATUS) & ~PCI_STATUS_INTERRUPT));
     update_intx_locked(device);
     pthread_mutex_unlock(&device->config_lock);
 

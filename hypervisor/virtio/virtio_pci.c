@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pci/pci.h"
+#include "pci/pci_msix.h"
 #include "pv_log.h"
 #include "vm.h"
 

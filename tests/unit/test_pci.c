@@ -14,6 +14,7 @@
 
 #include "x86/irq_routing.h"
 #include "pci/pci.h"
+#include "pci/pci_msix.h"
 #include "vm.h"
 
 #define MAX_RECORDED 64
