@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "chardev/chardev.h"
+#include "chardev/chardev_host.h"
 #include "machine_pc.h"
 #include "monitor/monitor_hmp.h"
 #include "monitor/monitor_qmp.h"

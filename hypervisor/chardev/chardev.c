@@ -29,6 +29,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "chardev/chardev_host.h"
 #include "pv_log.h"
 
 #define CHARDEV_OUTPUT_LIMIT (1u << 20) /* queued output bytes kept per chardev */
@@ -61,19 +62,9 @@ struct chardev {
     char *label;
     bool mux;
 
-    /* Descriptors (main thread). input_fd == output_fd for sockets and ptys. */
-    int input_fd;  /* -1: no input */
-    int output_fd; /* -1: output is discarded */
-    bool input_fd_owned, output_fd_owned;
-    bool input_is_socket, output_is_socket; /* use recv/send with per-call flags */
-    bool input_pollable, output_pollable;   /* regular files cannot be polled */
-    bool input_eof;
+    /* Host side: descriptors, socket, pty (chardev_host.c). Main thread. */
+    struct chardev_host host;
     bool connected; /* a peer is there (always, except unix sockets between peers) */
-
-    int listen_fd; /* UNIX_SERVER */
-    char *socket_path;
-    dev_t socket_device;
-    ino_t socket_inode;
 
     struct event *read_event;
     bool read_event_added;
@@ -98,19 +89,7 @@ struct chardev {
     uint8_t input[CHARDEV_INPUT_CHUNK];
     size_t input_offset, input_length;
     uint8_t *write_scratch;
-    bool owns_stdio;
-    char pty_path[64];
 };
-
-/* Terminal state of the process's stdin: process wide by nature, restored at exit. */
-static struct {
-    bool in_use;
-    bool termios_saved;
-    struct termios termios;
-    bool stdout_flags_changed;
-    int stdout_flags;
-    bool atexit_registered;
-} stdio_state;
 
 static void update_input_watch(struct chardev *chardev);
 static void deliver_input(struct chardev *chardev);
@@ -241,7 +220,7 @@ static void flush_output(struct chardev *chardev)
     for (;;) {
         pthread_mutex_lock(&chardev->lock);
         struct output_queue *queue = &chardev->output;
-        if (queue->length == 0 || chardev->output_fd < 0) {
+        if (queue->length == 0 || chardev->host.output_fd < 0) {
             pthread_mutex_unlock(&chardev->lock);
             return;
         }
@@ -256,15 +235,15 @@ static void flush_output(struct chardev *chardev)
         pthread_mutex_unlock(&chardev->lock);
 
         ssize_t written;
-        if (chardev->output_is_socket)
-            written = send(chardev->output_fd, chardev->write_scratch, chunk,
+        if (chardev->host.output_is_socket)
+            written = send(chardev->host.output_fd, chardev->write_scratch, chunk,
                            MSG_DONTWAIT | MSG_NOSIGNAL);
         else
-            written = write(chardev->output_fd, chardev->write_scratch, chunk);
+            written = write(chardev->host.output_fd, chardev->write_scratch, chunk);
         if (written < 0 && errno == EINTR)
             continue;
         if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (chardev->output_pollable && event_add(chardev->write_event, NULL) == 0)
+            if (chardev->host.output_pollable && event_add(chardev->write_event, NULL) == 0)
                 return;
             pv_log_warning("chardev %s: cannot wait for output; dropping it", chardev->label);
             written = -1;
@@ -308,15 +287,15 @@ static void on_input_ready(evutil_socket_t fd, short events, void *arg);
 /* Takes ownership of the descriptors' events; fds may be equal. */
 static int setup_events(struct chardev *chardev, struct pv_error *error)
 {
-    if (chardev->input_fd >= 0 && chardev->input_pollable) {
-        chardev->read_event = event_new(chardev->event_base, chardev->input_fd,
+    if (chardev->host.input_fd >= 0 && chardev->host.input_pollable) {
+        chardev->read_event = event_new(chardev->event_base, chardev->host.input_fd,
                                         EV_READ | EV_PERSIST, on_input_ready, chardev);
         if (!chardev->read_event)
             return pv_error_set(error, -ENOMEM, "cannot create an input event");
     }
-    if (chardev->output_fd >= 0 && chardev->output_pollable) {
-        chardev->write_event =
-            event_new(chardev->event_base, chardev->output_fd, EV_WRITE, on_output_ready, chardev);
+    if (chardev->host.output_fd >= 0 && chardev->host.output_pollable) {
+        chardev->write_event = event_new(chardev->event_base, chardev->host.output_fd, EV_WRITE,
+                                         on_output_ready, chardev);
         if (!chardev->write_event)
             return pv_error_set(error, -ENOMEM, "cannot create an output event");
     }
@@ -334,15 +313,15 @@ static void release_fds(struct chardev *chardev)
         event_free(chardev->write_event);
         chardev->write_event = NULL;
     }
-    if (chardev->input_fd >= 0 && chardev->input_fd_owned)
-        close(chardev->input_fd);
-    if (chardev->output_fd >= 0 && chardev->output_fd_owned &&
-        chardev->output_fd != chardev->input_fd)
-        close(chardev->output_fd);
-    chardev->input_fd = -1;
-    chardev->output_fd = -1;
-    chardev->input_fd_owned = false;
-    chardev->output_fd_owned = false;
+    if (chardev->host.input_fd >= 0 && chardev->host.input_fd_owned)
+        close(chardev->host.input_fd);
+    if (chardev->host.output_fd >= 0 && chardev->host.output_fd_owned &&
+        chardev->host.output_fd != chardev->host.input_fd)
+        close(chardev->host.output_fd);
+    chardev->host.input_fd = -1;
+    chardev->host.output_fd = -1;
+    chardev->host.input_fd_owned = false;
+    chardev->host.output_fd_owned = false;
 }
 
 /* The unix socket peer went away: forget its bytes, wait for the next one. */
@@ -378,11 +357,11 @@ static void on_accept(evutil_socket_t fd, short events, void *arg)
             pv_log_warning("chardev %s: accept failed: %s", chardev->label, strerror(errno));
         return;
     }
-    chardev->input_fd = chardev->output_fd = peer;
-    chardev->input_fd_owned = chardev->output_fd_owned = true;
-    chardev->input_is_socket = chardev->output_is_socket = true;
-    chardev->input_pollable = chardev->output_pollable = true;
-    chardev->input_eof = false;
+    chardev->host.input_fd = chardev->host.output_fd = peer;
+    chardev->host.input_fd_owned = chardev->host.output_fd_owned = true;
+    chardev->host.input_is_socket = chardev->host.output_is_socket = true;
+    chardev->host.input_pollable = chardev->host.output_pollable = true;
+    chardev->host.input_eof = false;
     if (setup_events(chardev, NULL) < 0) {
         release_fds(chardev);
         return;
@@ -412,11 +391,11 @@ static void on_pty_retry(evutil_socket_t fd, short events, void *arg)
 /* Reads (or stops reading) according to the buffer, the frontends and EOF. */
 static void update_input_watch(struct chardev *chardev)
 {
-    bool wanted = chardev->input_fd >= 0 && !chardev->input_eof && has_receiver(chardev) &&
-                  chardev->input_offset >= chardev->input_length;
+    bool wanted = chardev->host.input_fd >= 0 && !chardev->host.input_eof &&
+                  has_receiver(chardev) && chardev->input_offset >= chardev->input_length;
     if (chardev->pty_retry_timer && evtimer_pending(chardev->pty_retry_timer, NULL))
         wanted = false;
-    if (!chardev->input_pollable) {
+    if (!chardev->host.input_pollable) {
         /* Regular files are always readable: read the next chunk from the wake callback. */
         if (wanted)
             wake_main_loop(chardev, true);
@@ -460,21 +439,22 @@ static void input_ended(struct chardev *chardev, int error_number)
     if (error_number)
         pv_log_warning("chardev %s: input failed: %s", chardev->label, strerror(error_number));
     /* stdin at EOF: keep writing, stop reading. */
-    chardev->input_eof = true;
+    chardev->host.input_eof = true;
     update_input_watch(chardev);
 }
 
 static void read_input(struct chardev *chardev)
 {
-    if (chardev->input_fd < 0 || chardev->input_eof ||
+    if (chardev->host.input_fd < 0 || chardev->host.input_eof ||
         chardev->input_offset < chardev->input_length)
         return;
     ssize_t got;
     do {
-        if (chardev->input_is_socket)
-            got = recv(chardev->input_fd, chardev->input, sizeof(chardev->input), MSG_DONTWAIT);
+        if (chardev->host.input_is_socket)
+            got =
+                recv(chardev->host.input_fd, chardev->input, sizeof(chardev->input), MSG_DONTWAIT);
         else
-            got = read(chardev->input_fd, chardev->input, sizeof(chardev->input));
+            got = read(chardev->host.input_fd, chardev->input, sizeof(chardev->input));
     } while (got < 0 && errno == EINTR);
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
@@ -616,269 +596,9 @@ static void on_wake(evutil_socket_t fd, short events, void *arg)
     flush_output(chardev);
     if (resume_input) {
         deliver_input(chardev);
-        if (!chardev->input_pollable)
+        if (!chardev->host.input_pollable)
             read_input(chardev);
     }
-}
-
-/* ---- opening ---- */
-
-static void set_raw_mode(struct termios *termios)
-{
-    /* Raw input, but keep output processing (\n -> \r\n) and signals (Ctrl-C), as QEMU does. */
-    termios->c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
-    termios->c_oflag |= OPOST;
-    termios->c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
-    termios->c_cflag &= ~(CSIZE | PARENB);
-    termios->c_cflag |= CS8;
-    termios->c_cc[VMIN] = 1;
-    termios->c_cc[VTIME] = 0;
-}
-
-void chardev_restore_terminals(void)
-{
-    if (stdio_state.termios_saved) {
-        if (tcsetattr(STDIN_FILENO, TCSANOW, &stdio_state.termios) < 0)
-            pv_log_warning("cannot restore the terminal settings: %s", strerror(errno));
-        stdio_state.termios_saved = false;
-    }
-    if (stdio_state.stdout_flags_changed) {
-        if (fcntl(STDOUT_FILENO, F_SETFL, stdio_state.stdout_flags) < 0)
-            pv_log_warning("cannot restore the flags of stdout: %s", strerror(errno));
-        stdio_state.stdout_flags_changed = false;
-    }
-}
-
-static void restore_terminals_at_exit(void)
-{
-    chardev_restore_terminals();
-}
-
-/* Whether `fd` can be waited on: epoll refuses regular files and some devices
- * (/dev/null). Probed with a private epoll set so libevent logs no warning. */
-static bool fd_is_pollable(int fd)
-{
-    int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_fd < 0)
-        return true; /* cannot tell; libevent will report a failure later */
-    struct epoll_event event = {.events = EPOLLIN};
-    bool pollable = epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) == 0 || errno != EPERM;
-    close(epoll_fd);
-    return pollable;
-}
-
-/* A private open file description, so O_NONBLOCK does not leak to the shell
- * or to stderr sharing the same terminal. Returns -1 if impossible. */
-static int reopen_nonblocking(int fd, int access_mode)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    return open(path, access_mode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-}
-
-static int open_stdio(struct chardev *chardev, struct pv_error *error)
-{
-    if (stdio_state.in_use)
-        return pv_error_set(error, -EBUSY, "stdio is already used by another character device");
-    struct stat status;
-    if (fstat(STDIN_FILENO, &status) == 0) {
-        chardev->input_fd = STDIN_FILENO;
-        if (S_ISSOCK(status.st_mode)) {
-            chardev->input_is_socket = true;
-        } else if (S_ISCHR(status.st_mode) || S_ISFIFO(status.st_mode)) {
-            int fd = reopen_nonblocking(STDIN_FILENO, O_RDONLY);
-            if (fd >= 0) {
-                chardev->input_fd = fd;
-                chardev->input_fd_owned = true;
-            }
-        }
-        chardev->input_pollable = !S_ISREG(status.st_mode) && fd_is_pollable(chardev->input_fd);
-        if (isatty(STDIN_FILENO) && !stdio_state.termios_saved) {
-            struct termios termios;
-            if (tcgetattr(STDIN_FILENO, &termios) == 0) {
-                stdio_state.termios = termios;
-                stdio_state.termios_saved = true;
-                set_raw_mode(&termios);
-                if (tcsetattr(STDIN_FILENO, TCSANOW, &termios) < 0)
-                    pv_log_warning("cannot put the terminal in raw mode: %s", strerror(errno));
-            }
-        }
-    } else {
-        chardev->input_eof = true; /* stdin is closed */
-    }
-
-    if (fstat(STDOUT_FILENO, &status) == 0) {
-        chardev->output_fd = STDOUT_FILENO;
-        if (S_ISSOCK(status.st_mode)) {
-            chardev->output_is_socket = true; /* send(MSG_DONTWAIT) needs no flag change */
-        } else if (!S_ISREG(status.st_mode)) {
-            int fd = reopen_nonblocking(STDOUT_FILENO, O_WRONLY);
-            if (fd >= 0) {
-                chardev->output_fd = fd;
-                chardev->output_fd_owned = true;
-            } else {
-                int flags = fcntl(STDOUT_FILENO, F_GETFL);
-                if (flags >= 0 && !(flags & O_NONBLOCK) &&
-                    fcntl(STDOUT_FILENO, F_SETFL, flags | O_NONBLOCK) == 0) {
-                    stdio_state.stdout_flags = flags;
-                    stdio_state.stdout_flags_changed = true;
-                }
-            }
-        }
-        /* Regular files never make a writer wait for long, and cannot be polled. */
-        chardev->output_pollable = !S_ISREG(status.st_mode) && fd_is_pollable(chardev->output_fd);
-    }
-    if (!stdio_state.atexit_registered && atexit(restore_terminals_at_exit) == 0)
-        stdio_state.atexit_registered = true;
-    stdio_state.in_use = true;
-    chardev->owns_stdio = true;
-    return 0;
-}
-
-static int open_file(struct chardev *chardev, const char *path, struct pv_error *error)
-{
-    if (!path)
-        return pv_error_set(error, -EINVAL, "chardev 'file' needs a path");
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0666);
-    if (fd < 0)
-        return pv_error_set_errno(error, -errno, "cannot open '%s'", path);
-    struct stat status;
-    if (fstat(fd, &status) < 0) {
-        int rc = pv_error_set_errno(error, -errno, "cannot stat '%s'", path);
-        close(fd);
-        return rc;
-    }
-    if (!S_ISREG(status.st_mode)) {
-        int flags = fcntl(fd, F_GETFL);
-        if (flags >= 0)
-            fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-        chardev->output_pollable = fd_is_pollable(fd);
-    }
-    chardev->output_fd = fd;
-    chardev->output_fd_owned = true;
-    chardev->input_eof = true;
-    return 0;
-}
-
-static int make_unix_address(const char *path, struct sockaddr_un *address, struct pv_error *error)
-{
-    if (!path || !*path)
-        return pv_error_set(error, -EINVAL, "unix socket chardev needs a path");
-    memset(address, 0, sizeof(*address));
-    address->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(address->sun_path))
-        return pv_error_set(error, -ENAMETOOLONG, "unix socket path '%s' is too long", path);
-    strcpy(address->sun_path, path);
-    return 0;
-}
-
-static int open_unix_server(struct chardev *chardev, const struct chardev_spec *spec,
-                            struct pv_error *error)
-{
-    if (spec->wait)
-        return pv_error_set(error, -ENOTSUP,
-                            "wait=on is not supported for socket chardevs; use wait=off");
-    struct sockaddr_un address;
-    int rc = make_unix_address(spec->path, &address, error);
-    if (rc < 0)
-        return rc;
-    struct stat status;
-    if (lstat(spec->path, &status) == 0) {
-        if (!S_ISSOCK(status.st_mode))
-            return pv_error_set(error, -EEXIST, "'%s' exists and is not a socket", spec->path);
-        if (unlink(spec->path) < 0) /* stale socket of an earlier run */
-            return pv_error_set_errno(error, -errno, "cannot remove stale socket '%s'", spec->path);
-    }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return pv_error_set_errno(error, -errno, "cannot create a unix socket");
-    if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-        rc = pv_error_set_errno(error, -errno, "Failed to bind socket to %s", spec->path);
-        close(fd);
-        return rc;
-    }
-    if (listen(fd, 1) < 0 || stat(spec->path, &status) < 0) {
-        rc = pv_error_set_errno(error, -errno, "Failed to listen on %s", spec->path);
-        close(fd);
-        unlink(spec->path);
-        return rc;
-    }
-    chardev->listen_fd = fd;
-    chardev->socket_device = status.st_dev;
-    chardev->socket_inode = status.st_ino;
-    chardev->socket_path = strdup(spec->path);
-    chardev->accept_event =
-        event_new(chardev->event_base, fd, EV_READ | EV_PERSIST, on_accept, chardev);
-    if (!chardev->socket_path || !chardev->accept_event ||
-        event_add(chardev->accept_event, NULL) < 0)
-        return pv_error_set(error, -ENOMEM, "cannot watch socket %s", spec->path);
-    chardev->connected = false;
-    return 0;
-}
-
-static int open_unix_client(struct chardev *chardev, const char *path, struct pv_error *error)
-{
-    struct sockaddr_un address;
-    int rc = make_unix_address(path, &address, error);
-    if (rc < 0)
-        return rc;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return pv_error_set_errno(error, -errno, "cannot create a unix socket");
-    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-        rc = pv_error_set_errno(error, -errno, "Failed to connect to '%s'", path);
-        close(fd);
-        return rc;
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        rc = pv_error_set_errno(error, -errno, "cannot make socket '%s' non-blocking", path);
-        close(fd);
-        return rc;
-    }
-    chardev->input_fd = chardev->output_fd = fd;
-    chardev->input_fd_owned = chardev->output_fd_owned = true;
-    chardev->input_is_socket = chardev->output_is_socket = true;
-    chardev->input_pollable = chardev->output_pollable = true;
-    return 0;
-}
-
-static int open_pty(struct chardev *chardev, struct pv_error *error)
-{
-    int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        return pv_error_set_errno(error, -errno, "cannot open a pseudo terminal");
-    int rc = 0;
-    struct termios termios;
-    if (grantpt(fd) < 0 || unlockpt(fd) < 0 ||
-        ptsname_r(fd, chardev->pty_path, sizeof(chardev->pty_path)) != 0) {
-        rc = pv_error_set_errno(error, -errno, "cannot set up a pseudo terminal");
-        goto fail;
-    }
-    /* Termios requests on the master act on the slave: make it raw before anyone opens it. */
-    if (tcgetattr(fd, &termios) == 0) {
-        cfmakeraw(&termios);
-        if (tcsetattr(fd, TCSANOW, &termios) < 0)
-            pv_log_warning("cannot make %s raw: %s", chardev->pty_path, strerror(errno));
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        rc = pv_error_set_errno(error, -errno, "cannot make the pseudo terminal non-blocking");
-        goto fail;
-    }
-    chardev->pty_retry_timer = evtimer_new(chardev->event_base, on_pty_retry, chardev);
-    if (!chardev->pty_retry_timer) {
-        rc = pv_error_set(error, -ENOMEM, "cannot create a timer");
-        goto fail;
-    }
-    chardev->input_fd = chardev->output_fd = fd;
-    chardev->input_fd_owned = chardev->output_fd_owned = true;
-    chardev->input_pollable = chardev->output_pollable = true;
-    fprintf(stderr, "char device redirected to %s (label %s)\n", chardev->pty_path, chardev->label);
-    return 0;
-fail:
-    close(fd);
-    return rc;
 }
 
 struct chardev *chardev_open(struct event_base *event_base, const struct chardev_spec *spec,
@@ -892,7 +612,7 @@ struct chardev *chardev_open(struct event_base *event_base, const struct chardev
     chardev->event_base = event_base;
     chardev->kind = spec->kind;
     chardev->mux = spec->kind == CHARDEV_KIND_MUX_STDIO;
-    chardev->input_fd = chardev->output_fd = chardev->listen_fd = -1;
+    chardev_host_init(&chardev->host);
     chardev->connected = true;
     pthread_mutex_init(&chardev->lock, NULL);
     chardev->label = strdup(spec->id ? spec->id : "serial0");
@@ -904,30 +624,21 @@ struct chardev *chardev_open(struct event_base *event_base, const struct chardev
         return NULL;
     }
 
-    int rc;
-    switch (spec->kind) {
-    case CHARDEV_KIND_NULL:
-        rc = 0;
-        break;
-    case CHARDEV_KIND_STDIO:
-    case CHARDEV_KIND_MUX_STDIO:
-        rc = open_stdio(chardev, error);
-        break;
-    case CHARDEV_KIND_FILE:
-        rc = open_file(chardev, spec->path, error);
-        break;
-    case CHARDEV_KIND_UNIX_SERVER:
-        rc = open_unix_server(chardev, spec, error);
-        break;
-    case CHARDEV_KIND_UNIX_CLIENT:
-        rc = open_unix_client(chardev, spec->path, error);
-        break;
-    case CHARDEV_KIND_PTY:
-        rc = open_pty(chardev, error);
-        break;
-    default:
-        rc = pv_error_set(error, -EINVAL, "unsupported chardev kind %d", (int)spec->kind);
-        break;
+    int rc = 0;
+    /* Before the pty is opened, so a failure prints no "redirected" line. */
+    if (spec->kind == CHARDEV_KIND_PTY) {
+        chardev->pty_retry_timer = evtimer_new(event_base, on_pty_retry, chardev);
+        if (!chardev->pty_retry_timer)
+            rc = pv_error_set(error, -ENOMEM, "cannot create a timer");
+    }
+    if (rc == 0)
+        rc = chardev_host_open(&chardev->host, spec, chardev->label, error);
+    if (rc == 0 && chardev->host.listen_fd >= 0) {
+        chardev->accept_event = event_new(chardev->event_base, chardev->host.listen_fd,
+                                          EV_READ | EV_PERSIST, on_accept, chardev);
+        if (!chardev->accept_event || event_add(chardev->accept_event, NULL) < 0)
+            rc = pv_error_set(error, -ENOMEM, "cannot watch socket %s", spec->path);
+        chardev->connected = false;
     }
     if (rc == 0)
         rc = setup_events(chardev, error);
@@ -935,7 +646,7 @@ struct chardev *chardev_open(struct event_base *event_base, const struct chardev
         chardev_close(chardev);
         return NULL;
     }
-    chardev->output_open = chardev->connected && chardev->output_fd >= 0;
+    chardev->output_open = chardev->connected && chardev->host.output_fd >= 0;
     return chardev;
 }
 
@@ -944,29 +655,16 @@ void chardev_close(struct chardev *chardev)
     if (!chardev)
         return;
     /* Last chance for queued output (e.g. the final console lines); never waits. */
-    if (chardev->output_fd >= 0 && chardev->write_scratch)
+    if (chardev->host.output_fd >= 0 && chardev->write_scratch)
         flush_output(chardev);
     release_fds(chardev);
     if (chardev->accept_event)
         event_free(chardev->accept_event);
-    if (chardev->listen_fd >= 0)
-        close(chardev->listen_fd);
-    if (chardev->socket_path) {
-        /* Only remove the socket if it is still ours (not replaced by a new VMM). */
-        struct stat status;
-        if (lstat(chardev->socket_path, &status) == 0 && status.st_dev == chardev->socket_device &&
-            status.st_ino == chardev->socket_inode)
-            unlink(chardev->socket_path);
-        free(chardev->socket_path);
-    }
     if (chardev->pty_retry_timer)
         event_free(chardev->pty_retry_timer);
     if (chardev->wake_event)
         event_free(chardev->wake_event);
-    if (chardev->owns_stdio) {
-        chardev_restore_terminals();
-        stdio_state.in_use = false;
-    }
+    chardev_host_close(&chardev->host);
     pthread_mutex_destroy(&chardev->lock);
     free(chardev->output.data);
     free(chardev->write_scratch);
@@ -1023,5 +721,5 @@ const char *chardev_pty_path(const struct chardev *chardev)
 {
     if (!chardev || chardev->kind != CHARDEV_KIND_PTY)
         return NULL;
-    return chardev->pty_path;
+    return chardev->host.pty_path;
 }

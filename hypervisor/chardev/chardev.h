@@ -63,7 +63,4 @@ uint64_t chardev_dropped_bytes(struct chardev *chardev);
 /* The pty path for CHARDEV_KIND_PTY (for "char device redirected to ..."), else NULL. */
 const char *chardev_pty_path(const struct chardev *chardev);
 
-/* Restores terminal settings changed for stdio (raw mode); safe to call twice. */
-void chardev_restore_terminals(void);
-
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "chardev/chardev.h"
+#include "chardev/chardev_host.h"
 
 /* ---- helpers ---- */
 
