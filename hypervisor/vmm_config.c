@@ -66,7 +66,6 @@ void vmm_config_free(struct vmm_config *config)
     free_strings(config->device_args, config->device_arg_count);
     free_strings(config->blockdev_args, config->blockdev_arg_count);
     free_strings(config->drive_args, config->drive_arg_count);
-    free_strings(config->netdev_args, config->netdev_arg_count);
     free_strings(config->chardev_args, config->chardev_arg_count);
     memset(config, 0, sizeof(*config));
 }

@@ -88,15 +88,14 @@ struct vmm_config {
 
     /* Device-level options, kept verbatim for the device layers (later work):
      * each entry is the option argument of one -device/-blockdev/-drive/
-     * -netdev/-chardev in command-line order. */
+     * -chardev in command-line order. (-netdev is refused until there are
+     * network backends.) */
     char **device_args;
     size_t device_arg_count;
     char **blockdev_args;
     size_t blockdev_arg_count;
     char **drive_args;
     size_t drive_arg_count;
-    char **netdev_args;
-    size_t netdev_arg_count;
     char **chardev_args;
     size_t chardev_arg_count;
 };

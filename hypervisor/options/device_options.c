@@ -41,8 +41,8 @@ static int option_drive(struct parse_state *state, const char *argument, struct 
 
 static int option_netdev(struct parse_state *state, const char *argument, struct pv_error *error)
 {
-    struct vmm_config *config = state->config;
-    return option_append_string(&config->netdev_args, &config->netdev_arg_count, argument, error);
+    /* Refused until virtio-net exists: accepting it would give the guest no NIC. */
+    return pv_error_set(error, -ENOTSUP, "not supported yet (no network backends)");
 }
 
 const struct option_handler device_options[] = {

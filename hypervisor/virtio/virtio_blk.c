@@ -91,6 +91,18 @@ int virtio_blk_options_from_qemu(struct qemu_options *options,
         (status = qemu_options_get_bool(options, "write-zeroes", true, &blk_options->write_zeroes,
                                         error)) < 0)
         return status;
+    /* A failed request completes with VIRTIO_BLK_S_IOERR, which is QEMU's "report"
+     * ("enospc", QEMU's default for werror, is taken as such too): a policy that
+     * stops the VM or hides the error from the guest is refused, not ignored. */
+    static const char *const policy_keys[] = {"werror", "rerror"};
+    for (size_t i = 0; i < sizeof(policy_keys) / sizeof(policy_keys[0]); i++) {
+        const char *policy = qemu_options_get(options, policy_keys[i]);
+        if (policy && strcmp(policy, "report") != 0 && !(i == 0 && strcmp(policy, "enospc") == 0))
+            return pv_error_set(error, -EINVAL,
+                                "virtio-blk-pci: %s=%s is not supported (I/O errors are "
+                                "reported to the guest)",
+                                policy_keys[i], policy);
+    }
     /* Properties QEMU has that change nothing here. */
     static const char *const ignored[] = {"config-wce",
                                           "scsi",
@@ -107,8 +119,6 @@ int virtio_blk_options_from_qemu(struct qemu_options *options,
                                           "vectors",
                                           "event_idx",
                                           "indirect_desc",
-                                          "werror",
-                                          "rerror",
                                           "share-rw"};
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
         qemu_options_ignore(options, ignored[i]);
