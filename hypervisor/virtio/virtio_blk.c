@@ -9,8 +9,10 @@
 
 #include "block/block.h"
 #include "block/block_io.h"
+#include "device_model.h"
 #include "pv_log.h"
 #include "virtio/virtio_pci.h"
+#include "vm.h"
 
 #define VIRTIO_BLK_DEFAULT_QUEUE_SIZE 256
 #define VIRTIO_BLK_MAX_QUEUES 16
@@ -423,3 +425,28 @@ struct pci_device *virtio_blk_create(struct vm *vm, const struct virtio_blk_opti
     }
     return device;
 }
+
+/* ---------------------------------------------------------------- model --- */
+
+static struct pci_device *create_virtio_blk_pci(struct vm *vm, struct qemu_options *options,
+                                                const char *id, const char *qom_path,
+                                                struct pv_error *error)
+{
+    struct virtio_blk_options blk_options;
+    if (virtio_blk_options_from_qemu(options, &blk_options, error) < 0)
+        return NULL;
+    if (device_options_check_unused(options, "virtio-blk-pci", error) < 0)
+        return NULL;
+    char backend_path[DEVICE_QOM_PATH_MAX + 32];
+    snprintf(backend_path, sizeof(backend_path), "%s/virtio-backend", qom_path);
+    blk_options.block_layer = vm->block_layer;
+    blk_options.id = id;
+    blk_options.qdev_path = backend_path;
+    return virtio_blk_create(vm, &blk_options, error);
+}
+
+const struct device_model virtio_blk_pci_model = {
+    .driver = "virtio-blk-pci",
+    .has_virtio_backend = true,
+    .create = create_virtio_blk_pci,
+};

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device_model.h"
 #include "pv_error.h"
 #include "qemu_options.h"
 #include "virtio/virtio.h"
@@ -56,5 +57,8 @@ struct virtio_blk;
 struct virtio_blk *virtio_blk_new(const struct virtio_blk_options *options, struct pv_error *error);
 struct virtio_device *virtio_blk_device(struct virtio_blk *blk);
 struct block_backend *virtio_blk_backend(struct virtio_blk *blk);
+
+/* The -device / device_add model "virtio-blk-pci" (device_registry.c lists it). */
+extern const struct device_model virtio_blk_pci_model;
 
 #endif
