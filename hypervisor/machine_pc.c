@@ -14,6 +14,7 @@
 #include "chardev/serial_8250.h"
 #include "x86/vcpu.h"
 #include "vm.h"
+#include "x86/cpu_hotplug.h"
 
 #define MACHINE_MIN_MEMORY (16ULL << 20)
 
@@ -95,6 +96,13 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     if (!vm->acpi_pm)
         return error ? error->code : -EIO;
     vm->power_button_hook = machine_pc_press_power_button;
+    /* The DSDT reads CPU presence from these registers: without them a guest
+     * would see every possible CPU as present. */
+    vm->cpu_hotplug =
+        cpu_hotplug_create(&vm->io_bus, VM_CPU_HOTPLUG_BASE, vm->config->cpus,
+                           vm->config->max_cpus ? vm->config->max_cpus : vm->config->cpus, error);
+    if (!vm->cpu_hotplug)
+        return error ? error->code : -EIO;
     vm->pci_bus = pci_bus_create(vm, error);
     if (!vm->pci_bus)
         return error ? error->code : -EIO;
@@ -140,6 +148,8 @@ void machine_pc_destroy(struct machine_pc *machine)
         block_layer_destroy(vm->block_layer);
     vm->block_layer = NULL;
     vm->power_button_hook = NULL;
+    cpu_hotplug_destroy(vm->cpu_hotplug);
+    vm->cpu_hotplug = NULL;
     if (vm->acpi_pm)
         acpi_pm_destroy(vm->acpi_pm);
     vm->acpi_pm = NULL;

@@ -17,6 +17,7 @@
 struct event_base;
 struct vcpu;
 struct acpi_pm;
+struct cpu_hotplug;
 struct serial_8250;
 struct pci_bus;
 struct block_layer;
@@ -112,6 +113,7 @@ struct vm {
 
     /* Devices every VM has. */
     struct acpi_pm *acpi_pm;
+    struct cpu_hotplug *cpu_hotplug; /* QEMU's CPU hotplug registers at VM_CPU_HOTPLUG_BASE */
     struct serial_8250 *serial;
     struct pci_bus *pci_bus;                 /* bus pci.0 with the host bridge and hotplug slots */
     struct block_layer *block_layer;         /* block nodes and drives (-blockdev, -drive) */

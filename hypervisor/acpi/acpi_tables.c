@@ -1,5 +1,6 @@
 #include "acpi/acpi_tables.h"
 #include "acpi/acpi_pm.h"
+#include "x86/cpu_hotplug.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,7 +78,6 @@
 #define PM1A_CNT_PORT (VM_PM_BASE + 4)
 #define PM_TMR_PORT (VM_PM_BASE + 8)
 #define PCI_HOTPLUG_LENGTH 0x18
-#define CPU_HOTPLUG_LENGTH 12
 
 /* MADT. */
 #define MADT_FLAG_PCAT_COMPAT 1 /* the in-kernel irqchip has 8259s too */
