@@ -10,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "block.h"
+#include "block/block.h"
+#include "options/json_options.h"
 #include "json_util.h"
-#include "pci.h"
+#include "pci/pci.h"
 #include "pv_log.h"
-#include "virtio_blk.h"
+#include "virtio/virtio_blk.h"
 #include "vm.h"
 #include "vmm_config.h"
 
@@ -37,43 +38,17 @@ struct device_registry {
 
 /* --- models -------------------------------------------------------------------- */
 
-static struct pci_device *create_virtio_blk_pci(struct vm *vm, struct qemu_options *options,
-                                                const char *id, const char *qom_path,
-                                                struct pv_error *error)
-{
-    struct virtio_blk_options blk_options;
-    if (virtio_blk_options_from_qemu(options, &blk_options, error) < 0)
-        return NULL;
-    if (device_options_check_unused(options, "virtio-blk-pci", error) < 0)
-        return NULL;
-    char backend_path[DEVICE_QOM_PATH_MAX + 32];
-    snprintf(backend_path, sizeof(backend_path), "%s/virtio-backend", qom_path);
-    blk_options.block_layer = vm->block_layer;
-    blk_options.id = id;
-    blk_options.qdev_path = backend_path;
-    return virtio_blk_create(vm, &blk_options, error);
-}
-
-static const struct device_model device_models[] = {
-    {.driver = "virtio-blk-pci", .has_virtio_backend = true, .create = create_virtio_blk_pci},
+/* Every -device / device_add model: one row per file that defines one. */
+static const struct device_model *const device_models[] = {
+    &virtio_blk_pci_model,
 };
 
 static const struct device_model *find_model(const char *driver)
 {
     for (size_t i = 0; i < sizeof(device_models) / sizeof(device_models[0]); i++)
-        if (strcmp(device_models[i].driver, driver) == 0)
-            return &device_models[i];
+        if (strcmp(device_models[i]->driver, driver) == 0)
+            return device_models[i];
     return NULL;
-}
-
-int device_options_check_unused(const struct qemu_options *options, const char *driver,
-                                struct pv_error *error)
-{
-    for (size_t i = 0; i < options->count; i++)
-        if (!options->items[i].used)
-            return pv_error_set(error, -EINVAL, "Property '%s.%s' not found", driver,
-                                options->items[i].key);
-    return 0;
 }
 
 /* --- registry ---------------------------------------------------------------------- */
@@ -297,7 +272,7 @@ static int parse_argument(const char *text, const char *implied_key, struct qemu
         json_parse(text, strlen(text), DEVICE_JSON_MAX_LENGTH, DEVICE_JSON_MAX_DEPTH, error);
     if (!json)
         return error && error->code ? error->code : -EINVAL;
-    int rc = block_options_from_json(json, options, error);
+    int rc = qemu_options_from_json(json, options, error);
     yajl_tree_free(json);
     return rc;
 }

@@ -2,9 +2,10 @@
  * (device_del, then the guest's eject), with QEMU 8.2's names, paths,
  * messages and events.
  *
- * A device model is one row of a table: its QEMU driver name and a create
- * function that reads its properties from a qemu_options list and returns an
- * unplugged pci_device. Adding virtio-net-pci is one more row.
+ * A device model (device_model.h) lives in its own file, which defines one
+ * `const struct device_model`; the registry's table lists them. Adding
+ * virtio-net-pci is one new file (virtio/virtio_net.c) and one row in
+ * device_models[] in device_registry.c.
  *
  * Each plugged device has a QOM path: "/machine/peripheral/<id>", or for
  * devices without id "/machine/peripheral-anon/device[N]" (the lowest free N,
@@ -19,6 +20,7 @@
 
 #include <stdbool.h>
 
+#include "device_model.h"
 #include "pv_error.h"
 #include "qemu_options.h"
 
@@ -27,19 +29,6 @@ struct vmm_config;
 struct pci_device;
 struct json_writer;
 struct device_registry;
-
-#define DEVICE_QOM_PATH_MAX 160
-
-/* One device model. `create` reads the model's properties from `options`
- * (id, bus, addr and driver are already consumed; leftovers are checked with
- * device_options_check_unused before anything is attached) and returns a
- * device that is not plugged yet. */
-struct device_model {
-    const char *driver;
-    bool has_virtio_backend; /* a ".../virtio-backend" child gets its own DEVICE_DELETED */
-    struct pci_device *(*create)(struct vm *vm, struct qemu_options *options, const char *id,
-                                 const char *qom_path, struct pv_error *error);
-};
 
 /* Registers itself as the PCI bus's unplug callback. */
 struct device_registry *device_registry_create(struct vm *vm, struct pv_error *error);
@@ -58,10 +47,6 @@ int device_registry_add(struct device_registry *registry, struct qemu_options *o
  * found" when there is no such device (QMP class DeviceNotFound). */
 int device_registry_request_delete(struct device_registry *registry, const char *id,
                                    struct pv_error *error);
-
-/* "Property 'driver.key' not found" for the first option nobody consumed. */
-int device_options_check_unused(const struct qemu_options *options, const char *driver,
-                                struct pv_error *error);
 
 /* query-pci: the JSON array of PciInfo for bus 0. */
 void device_registry_query_pci(struct device_registry *registry, struct json_writer *writer);

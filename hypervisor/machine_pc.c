@@ -3,17 +3,18 @@
 #include <errno.h>
 #include <string.h>
 
-#include "acpi_pm.h"
-#include "acpi_tables.h"
-#include "block.h"
-#include "boot.h"
+#include "acpi/acpi_pm.h"
+#include "acpi/acpi_tables.h"
+#include "block/block.h"
+#include "boot/boot.h"
 #include "device_registry.h"
-#include "pci.h"
+#include "pci/pci.h"
 #include "pv_log.h"
 #include "reset_control.h"
-#include "serial_8250.h"
-#include "vcpu.h"
+#include "chardev/serial_8250.h"
+#include "x86/vcpu.h"
 #include "vm.h"
+#include "x86/cpu_hotplug.h"
 
 #define MACHINE_MIN_MEMORY (16ULL << 20)
 
@@ -72,6 +73,11 @@ static int machine_pc_reset(struct vm *vm, struct pv_error *error)
     return rc;
 }
 
+static void machine_pc_press_power_button(struct vm *vm)
+{
+    acpi_pm_press_power_button(vm->acpi_pm);
+}
+
 int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *serial_chardev,
                     struct pv_error *error)
 {
@@ -88,6 +94,14 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
 
     vm->acpi_pm = acpi_pm_create(vm, error);
     if (!vm->acpi_pm)
+        return error ? error->code : -EIO;
+    vm->power_button_hook = machine_pc_press_power_button;
+    /* The DSDT reads CPU presence from these registers: without them a guest
+     * would see every possible CPU as present. */
+    vm->cpu_hotplug =
+        cpu_hotplug_create(&vm->io_bus, VM_CPU_HOTPLUG_BASE, vm->config->cpus,
+                           vm->config->max_cpus ? vm->config->max_cpus : vm->config->cpus, error);
+    if (!vm->cpu_hotplug)
         return error ? error->code : -EIO;
     vm->pci_bus = pci_bus_create(vm, error);
     if (!vm->pci_bus)
@@ -133,6 +147,9 @@ void machine_pc_destroy(struct machine_pc *machine)
     if (vm->block_layer)
         block_layer_destroy(vm->block_layer);
     vm->block_layer = NULL;
+    vm->power_button_hook = NULL;
+    cpu_hotplug_destroy(vm->cpu_hotplug);
+    vm->cpu_hotplug = NULL;
     if (vm->acpi_pm)
         acpi_pm_destroy(vm->acpi_pm);
     vm->acpi_pm = NULL;

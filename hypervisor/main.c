@@ -15,13 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chardev.h"
+#include "chardev/chardev.h"
+#include "chardev/chardev_host.h"
 #include "machine_pc.h"
-#include "monitor_hmp.h"
-#include "monitor_qmp.h"
+#include "monitor/monitor_hmp.h"
+#include "monitor/monitor_qmp.h"
 #include "pv_error.h"
 #include "pv_log.h"
 #include "vm.h"
+#include "cmdline.h"
 #include "vmm_config.h"
 
 #define PROGRAM_NAME "plugvirt-vmm"

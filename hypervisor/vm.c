@@ -16,9 +16,8 @@
 
 #include <linux/kvm.h>
 
-#include "acpi_pm.h"
 #include "pv_log.h"
-#include "vcpu.h"
+#include "x86/vcpu.h"
 
 #define VM_TSS_ADDRESS 0xfffbd000ULL
 #define VM_IDENTITY_MAP_ADDRESS 0xfffbc000ULL
@@ -178,6 +177,52 @@ static int create_pit(struct vm *vm, struct pv_error *error)
     return 0;
 }
 
+/* ---- What the vCPU threads call (struct vcpu_host_ops) ---------------------- */
+
+static bool vcpu_wait_runnable(void *opaque, struct vcpu *vcpu)
+{
+    struct vm *vm = opaque;
+    pthread_mutex_lock(&vm->state_lock);
+    while (!vm->shutdown_requested &&
+           (vm->quiesce_depth > 0 || vm->run_state != VM_RUN_STATE_RUNNING || !vm->memory_ready)) {
+        if (!vcpu->parked) {
+            vcpu->parked = true;
+            vm->parked_vcpus++;
+            pthread_cond_broadcast(&vm->state_cond);
+        }
+        pthread_cond_wait(&vm->state_cond, &vm->state_lock);
+    }
+    if (vcpu->parked) {
+        vcpu->parked = false;
+        vm->parked_vcpus--;
+    }
+    bool keep_running = !vm->shutdown_requested;
+    pthread_mutex_unlock(&vm->state_lock);
+    return keep_running;
+}
+
+static void vcpu_guest_reset(void *opaque)
+{
+    vm_request_guest_reset(opaque);
+}
+
+static void vcpu_guest_shutdown(void *opaque)
+{
+    vm_request_shutdown(opaque, true, "guest-shutdown");
+}
+
+static void vcpu_internal_error(void *opaque)
+{
+    vm_report_internal_error(opaque);
+}
+
+static const struct vcpu_host_ops vm_vcpu_host_ops = {
+    .wait_runnable = vcpu_wait_runnable,
+    .guest_reset = vcpu_guest_reset,
+    .guest_shutdown = vcpu_guest_shutdown,
+    .internal_error = vcpu_internal_error,
+};
+
 int vm_create(struct vm *vm, struct vmm_config *config, struct event_base *event_base,
               struct pv_error *error)
 {
@@ -233,8 +278,17 @@ int vm_create(struct vm *vm, struct vmm_config *config, struct event_base *event
     if ((rc = start_memory_registration(vm, error)) < 0)
         goto fail;
 
+    struct vcpu_host vcpu_host = {
+        .kvm_fd = vm->kvm_fd,
+        .vm_fd = vm->vm_fd,
+        .mmap_size = vm->vcpu_mmap_size,
+        .max_vcpus = vm->max_vcpus,
+        .io_bus = &vm->io_bus,
+        .ops = &vm_vcpu_host_ops,
+        .opaque = vm,
+    };
     for (unsigned i = 0; i < config->cpus; i++) {
-        vm->vcpus[i] = vcpu_create(vm, i, error);
+        vm->vcpus[i] = vcpu_create(&vcpu_host, i, error);
         if (!vm->vcpus[i]) {
             rc = error ? error->code : -EIO;
             goto fail;
@@ -575,10 +629,10 @@ void vm_report_internal_error(struct vm *vm)
 
 int vm_powerdown(struct vm *vm, struct pv_error *error)
 {
-    if (!vm->acpi_pm)
+    if (!vm->power_button_hook)
         return pv_error_set(error, -ENODEV, "this machine has no ACPI power button");
     vm_emit_event(vm, "POWERDOWN", NULL);
-    acpi_pm_press_power_button(vm->acpi_pm);
+    vm->power_button_hook(vm);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 struct event_base;
 struct vcpu;
 struct acpi_pm;
+struct cpu_hotplug;
 struct serial_8250;
 struct pci_bus;
 struct block_layer;
@@ -112,6 +113,7 @@ struct vm {
 
     /* Devices every VM has. */
     struct acpi_pm *acpi_pm;
+    struct cpu_hotplug *cpu_hotplug; /* QEMU's CPU hotplug registers at VM_CPU_HOTPLUG_BASE */
     struct serial_8250 *serial;
     struct pci_bus *pci_bus;                 /* bus pci.0 with the host bridge and hotplug slots */
     struct block_layer *block_layer;         /* block nodes and drives (-blockdev, -drive) */
@@ -120,6 +122,9 @@ struct vm {
     /* Machine hook for system_reset: re-initialises devices and reloads the
      * kernel while the vCPUs are quiesced. Set by the machine setup. */
     int (*reset_hook)(struct vm *vm, struct pv_error *error);
+    /* Machine hook for system_powerdown: presses the power button (the machine owns the
+     * ACPI device, so vm.c does not call into it). NULL: the machine has none. */
+    void (*power_button_hook)(struct vm *vm);
     bool ram_dirty;   /* guest RAM is no longer all zeros (set after the first kernel load) */
     bool no_reboot;   /* -no-reboot: a guest reset ends the VM instead */
     bool no_shutdown; /* -no-shutdown: a guest power-off stops the VM, the process stays */

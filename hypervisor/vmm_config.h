@@ -1,4 +1,4 @@
-/* The VMM configuration, as parsed from the QEMU-style command line. */
+/* The VMM configuration, as parsed from the QEMU-style command line (cmdline.h). */
 #ifndef PLUGVIRT_VMM_CONFIG_H
 #define PLUGVIRT_VMM_CONFIG_H
 
@@ -88,39 +88,30 @@ struct vmm_config {
 
     /* Device-level options, kept verbatim for the device layers (later work):
      * each entry is the option argument of one -device/-blockdev/-drive/
-     * -netdev/-chardev in command-line order. */
+     * -chardev in command-line order. (-netdev is refused until there are
+     * network backends.) */
     char **device_args;
     size_t device_arg_count;
     char **blockdev_args;
     size_t blockdev_arg_count;
     char **drive_args;
     size_t drive_arg_count;
-    char **netdev_args;
-    size_t netdev_arg_count;
     char **chardev_args;
     size_t chardev_arg_count;
 };
 
-/* Parses argv (argv[0] is the program name) into `config`, which is
- * overwritten (not freed) first. On error returns -EINVAL and a one-line
- * message naming the option; call vmm_config_free() in both cases.
- * `*exit_early` is set for --version, -help, -cpu help and -machine help
- * (their text is written to stdout). */
-int vmm_config_parse(struct vmm_config *config, int argc, char **argv, bool *exit_early,
-                     struct pv_error *error);
-/* Like vmm_config_parse, writing help and version text to `output`. */
-int vmm_config_parse_to(struct vmm_config *config, int argc, char **argv, bool *exit_early,
-                        FILE *output, struct pv_error *error);
 /* Frees what `config` owns and zeroes it; safe on a zeroed or partially
  * parsed config, and twice. */
 void vmm_config_free(struct vmm_config *config);
 
+/* Frees what `spec` owns and zeroes it. */
+void chardev_spec_clear(struct chardev_spec *spec);
+/* Replaces `target` with a deep copy of `source`. */
+int chardev_spec_copy(struct chardev_spec *target, const struct chardev_spec *source,
+                      struct pv_error *error);
+
 /* The -chardev definition with this id, or NULL. */
 const struct chardev_definition *vmm_config_find_chardev(const struct vmm_config *config,
                                                          const char *id);
-
-/* Parses sizes as -m takes them: "128", "128M", "2G", "512k", "1.5G", "2GB";
- * a plain number is MiB. 0, overflow and garbage are errors. */
-int vmm_parse_memory_size(const char *text, uint64_t *bytes, struct pv_error *error);
 
 #endif

@@ -4,8 +4,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "acpi_pm.h"
-#include "acpi_tables.h"
+#include "acpi/acpi_pm.h"
+#include "acpi/acpi_tables.h"
 #include "vm.h"
 
 #define PM1_STATUS VM_PM_BASE

@@ -6,8 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "acpi_tables.h"
-#include "pci.h"
+#include "acpi/acpi_pm.h"
+#include "acpi/acpi_tables.h"
+#include "pci/pci.h"
 #include "vm.h"
 
 /* Offsets from the ACPI 6.x specification, independent of acpi_tables.c. */

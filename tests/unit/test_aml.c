@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "aml.h"
+#include "acpi/aml.h"
 
 /* Expected bytes below are hand-encoded from ACPI 6.x §20 (AML grammar). */
 

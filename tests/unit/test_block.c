@@ -9,7 +9,10 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#include "block.h"
+#include "block/block.h"
+#include "block/block_io.h"
+#include "block/block_query.h"
+#include "options/json_options.h"
 #include "json_util.h"
 #include "qemu_options.h"
 
@@ -378,7 +381,7 @@ Test(block, options_from_json_flatten_nested_objects)
     cr_assert_not_null(tree, "%s", message);
     struct qemu_options options;
     struct pv_error error = {0};
-    cr_assert_eq(block_options_from_json(tree, &options, &error), 0, "%s", error.message);
+    cr_assert_eq(qemu_options_from_json(tree, &options, &error), 0, "%s", error.message);
     yajl_tree_free(tree);
     cr_assert_str_eq(qemu_options_get(&options, "file.cache.direct"), "off");
     cr_assert_str_eq(qemu_options_get(&options, "offset"), "512");

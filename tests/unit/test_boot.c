@@ -9,8 +9,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "boot.h"
-#include "boot_e820.h"
+#include "boot/boot.h"
+#include "boot/boot_bzimage.h"
+#include "boot/boot_elf.h"
+#include "boot/boot_params.h"
+#include "boot/boot_e820.h"
 #include "vm.h"
 
 #define MIB (1ULL << 20)

@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chardev.h"
+#include "chardev/chardev.h"
+#include "chardev/chardev_host.h"
 
 /* ---- helpers ---- */
 

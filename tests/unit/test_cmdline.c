@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_models.h"
+#include "x86/cpu_models.h"
+#include "cmdline.h"
+#include "options/machine_options.h"
 #include "vmm_config.h"
 
 #define MAX_WORDS 64
@@ -539,11 +541,9 @@ Test(cmdline, append_with_spaces_and_device_args_verbatim)
                     "{\"driver\":\"file\",\"filename\":\"/tmp/a,b\",\"node-name\":\"f\"}",
                     "-drive",
                     "file=/tmp/x.img,if=none,id=d0",
-                    "-netdev",
-                    "tap,id=n0,ifname=tap0",
                     NULL};
     struct parsed result;
-    parse_argv(&result, 11, argv);
+    parse_argv(&result, 9, argv);
     cr_assert_eq(result.rc, 0, "%s", result.error.message);
     struct vmm_config *config = &result.config;
     cr_assert_str_eq(config->kernel_cmdline, "console=ttyS0 root=/dev/vda rw");
@@ -553,8 +553,6 @@ Test(cmdline, append_with_spaces_and_device_args_verbatim)
     cr_assert_str_eq(config->blockdev_args[0], argv[6]);
     cr_assert_eq(config->drive_arg_count, 1);
     cr_assert_str_eq(config->drive_args[0], argv[8]);
-    cr_assert_eq(config->netdev_arg_count, 1);
-    cr_assert_str_eq(config->netdev_args[0], argv[10]);
     release(&result);
 }
 
@@ -615,6 +613,9 @@ Test(cmdline, bad_lines_name_the_option)
         {"-display sdl,gl=on", "-display: display sdl is not supported"},
         {"-vga std", "-vga: 'std' is not supported"},
         {"-net nic", "-net: only 'none' is supported; use -netdev"},
+        /* Refused until virtio-net exists, rather than accepted and ignored. */
+        {"-netdev tap,id=n0,ifname=tap0", "-netdev: not supported yet (no network backends)"},
+        {"-netdev user,id=n0", "-netdev: not supported yet (no network backends)"},
         {"-no-acpi", "-no-acpi: ACPI cannot be disabled"},
         {"-readconfig /etc/qemu.cfg", "-readconfig: configuration files are not supported"},
         {"-sandbox on", "-sandbox: enable=on is not supported"},

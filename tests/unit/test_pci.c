@@ -2,6 +2,7 @@
  * table that records MSIs, IRQ line changes and reset requests. Guest
  * accesses go through the io_bus exactly as vCPU exits do. */
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -13,8 +14,9 @@
 
 #include <linux/kvm.h>
 
-#include "irq_routing.h"
-#include "pci.h"
+#include "x86/irq_routing.h"
+#include "pci/pci.h"
+#include "pci/pci_msix.h"
 #include "vm.h"
 
 #define MAX_RECORDED 64
@@ -746,22 +748,23 @@ Test(irq_routing, kvm_accepts_the_rebuilt_table)
 
 struct mover_race {
     struct machine *machine;
-    volatile bool stop;
-    unsigned claimed, wrong;
+    bool stop, started;      /* atomic */
+    unsigned claimed, wrong; /* atomic */
 };
 
 static void *access_bar_in_loop(void *arg)
 {
     struct mover_race *race = arg;
-    while (!race->stop) {
+    while (!__atomic_load_n(&race->stop, __ATOMIC_SEQ_CST)) {
         for (uint64_t base = 0xc0000000u; base <= 0xc0100000u; base += 0x100000) {
             uint32_t value = 0;
             if (mmio_read32(race->machine, base + 0x10, &value)) {
-                __atomic_fetch_add(&race->claimed, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&race->claimed, 1, __ATOMIC_SEQ_CST);
                 if (value != 0xb0010010u)
-                    race->wrong++;
+                    __atomic_add_fetch(&race->wrong, 1, __ATOMIC_SEQ_CST);
             }
         }
+        __atomic_store_n(&race->started, true, __ATOMIC_SEQ_CST);
     }
     return NULL;
 }
@@ -777,20 +780,23 @@ Test(pci, bar_moves_while_another_vcpu_accesses_it)
     struct mover_race race = {.machine = machine};
     pthread_t thread;
     cr_assert_eq(pthread_create(&thread, NULL, access_bar_in_loop, &race), 0);
-    /* At least 20000 moves, and until the other thread has hit the BAR often while it moves:
-     * under load it may not run at all during a fixed number of moves. */
+    /* On a loaded 2-CPU host (or under ASan) the accessor may not run at all during 20000
+     * moves: wait until it runs, then keep moving until it has hit the BAR often while it
+     * moves (bounded by a deadline). */
+    while (!__atomic_load_n(&race.started, __ATOMIC_SEQ_CST))
+        sched_yield();
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     time_t deadline = now.tv_sec + 60;
     for (unsigned i = 0;
-         i < 20000 || (__atomic_load_n(&race.claimed, __ATOMIC_RELAXED) < 1000 &&
+         i < 20000 || (__atomic_load_n(&race.claimed, __ATOMIC_SEQ_CST) < 1000 &&
                        (clock_gettime(CLOCK_MONOTONIC, &now), now.tv_sec < deadline));
          i++) {
         uint32_t address = i % 2 ? 0xc0000000u : 0xc0100000u;
         pio_write(machine, 0xcf8, config_address(0, 1, 0, 0x14), 4);
         pio_write(machine, 0xcfc, address, 4);
     }
-    race.stop = true;
+    __atomic_store_n(&race.stop, true, __ATOMIC_SEQ_CST);
     pthread_join(thread, NULL);
     cr_assert_geq(race.claimed, 1000u, "the accessing thread hardly ran");
     cr_assert_eq(race.wrong, 0u);

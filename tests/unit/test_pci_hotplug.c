@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "acpi_pm.h"
-#include "pci.h"
-#include "pci_hotplug.h"
+#include "acpi/acpi_pm.h"
+#include "pci/pci.h"
+#include "pci/pci_hotplug.h"
 #include "vm.h"
 
 #define HOTPLUG_BASE VM_PCI_HOTPLUG_BASE

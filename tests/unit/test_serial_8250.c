@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chardev.h"
+#include "chardev/chardev.h"
 #include "io_bus.h"
-#include "serial_8250.h"
+#include "chardev/serial_8250.h"
 #include "vm.h"
 
 #define RBR SERIAL_8250_RBR

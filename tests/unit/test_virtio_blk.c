@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "block.h"
+#include "block/block.h"
 #include "qemu_options.h"
-#include "virtio.h"
-#include "virtio_blk.h"
+#include "virtio/virtio.h"
+#include "virtio/virtio_blk.h"
 
 #define RAM_SIZE (4u << 20)
 #define QUEUE_SIZE 256
@@ -630,4 +630,37 @@ Test(virtio_blk, write_cache_property_like_qemu)
     cr_assert_eq(virtio_blk_options_from_qemu(&options, &blk_options, &error), -EINVAL);
     cr_assert_str_eq(error.message, "Parameter 'write-cache' does not accept value 'maybe'");
     qemu_options_free(&options);
+}
+
+/* I/O errors are always reported to the guest: policies that would stop the VM
+ * or hide the error are refused by name, never accepted and ignored. */
+Test(virtio_blk, error_policies_other_than_report_are_refused)
+{
+    static const struct {
+        const char *text;
+        const char *message; /* NULL: accepted */
+    } cases[] = {
+        {"drive=d,werror=report,rerror=report", NULL},
+        {"drive=d,werror=enospc", NULL},
+        {"drive=d,werror=stop", "virtio-blk-pci: werror=stop is not supported"},
+        {"drive=d,werror=ignore", "virtio-blk-pci: werror=ignore is not supported"},
+        {"drive=d,rerror=stop", "virtio-blk-pci: rerror=stop is not supported"},
+        {"drive=d,rerror=enospc", "virtio-blk-pci: rerror=enospc is not supported"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct qemu_options options;
+        cr_assert_eq(qemu_options_parse(&options, cases[i].text, NULL, 0, NULL), 0);
+        struct virtio_blk_options blk_options = {.block_layer = layer};
+        struct pv_error error = {0};
+        int rc = virtio_blk_options_from_qemu(&options, &blk_options, &error);
+        if (!cases[i].message) {
+            cr_assert_eq(rc, 0, "%s: %s", cases[i].text, error.message);
+            cr_assert_eq(qemu_options_check_unused(&options, &error), 0, "%s", cases[i].text);
+        } else {
+            cr_assert_eq(rc, -EINVAL, "%s", cases[i].text);
+            cr_assert(strstr(error.message, cases[i].message), "%s: %s", cases[i].text,
+                      error.message);
+        }
+        qemu_options_free(&options);
+    }
 }

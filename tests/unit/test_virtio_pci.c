@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "block.h"
-#include "pci.h"
+#include "block/block.h"
+#include "pci/pci.h"
 #include "qemu_options.h"
-#include "virtio_blk.h"
-#include "virtio_pci.h"
+#include "virtio/virtio_blk.h"
+#include "virtio/virtio_pci.h"
 
 #define RAM_SIZE (1u << 20)
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "virtqueue.h"
+#include "virtio/virtqueue.h"
 
 #define RAM_SIZE (1u << 20)
 #define DESC_GPA 0x1000

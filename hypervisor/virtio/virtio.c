@@ -1,0 +1,363 @@
+/* Virtio device core; see virtio.h. */
+#include "virtio/virtio.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pv_log.h"
+
+int virtio_device_init(struct virtio_device *device, const char *name, uint16_t device_type,
+                       const struct virtio_device_ops *ops, unsigned queue_count,
+                       uint16_t queue_max_size, uint64_t device_features, uint32_t config_size,
+                       struct pv_error *error)
+{
+    memset(device, 0, sizeof(*device));
+    if (queue_count == 0 || queue_max_size == 0 || queue_max_size > VIRTQUEUE_MAX_SIZE ||
+        (queue_max_size & (queue_max_size - 1)))
+        return pv_error_set(error, -EINVAL, "%s: invalid queue configuration", name);
+    device->name = name;
+    device->device_type = device_type;
+    device->ops = ops;
+    device->device_features = device_features | VIRTIO_FEATURE_VERSION_1;
+    device->config_size = config_size;
+    device->config_msix_vector = VIRTQUEUE_NO_VECTOR;
+    device->stop_eventfd = -1;
+    device->queue_count = queue_count;
+    device->queues = calloc(queue_count, sizeof(*device->queues));
+    device->queue_eventfds = malloc(queue_count * sizeof(int));
+    device->request = malloc(sizeof(*device->request));
+    if (!device->queues || !device->queue_eventfds || !device->request) {
+        free(device->queues);
+        free(device->queue_eventfds);
+        free(device->request);
+        return pv_error_set(error, -ENOMEM, "out of memory");
+    }
+    for (unsigned i = 0; i < queue_count; i++) {
+        virtqueue_init(&device->queues[i], i, queue_max_size);
+        device->queue_eventfds[i] = -1;
+    }
+    pthread_mutex_init(&device->lock, NULL);
+    pthread_mutex_init(&device->processing_lock, NULL);
+    return 0;
+}
+
+void virtio_device_destroy(struct virtio_device *device)
+{
+    virtio_device_stop_io_thread(device);
+    for (unsigned i = 0; i < device->queue_count; i++)
+        if (device->queue_eventfds[i] >= 0)
+            close(device->queue_eventfds[i]);
+    free(device->queues);
+    free(device->queue_eventfds);
+    free(device->request);
+    pthread_mutex_destroy(&device->lock);
+    pthread_mutex_destroy(&device->processing_lock);
+    if (device->ops->destroy)
+        device->ops->destroy(device); /* may free `device` itself */
+}
+
+void virtio_device_set_memory(struct virtio_device *device, const struct guest_memory *memory)
+{
+    device->memory = *memory;
+}
+
+void virtio_device_set_transport(struct virtio_device *device,
+                                 const struct virtio_transport_ops *transport, void *opaque)
+{
+    device->transport = transport;
+    device->transport_opaque = opaque;
+}
+
+/* ------------------------------------------------------------- I/O thread --- */
+
+static void *io_thread_main(void *opaque)
+{
+    struct virtio_device *device = opaque;
+    int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd < 0) {
+        pv_log_error("%s: epoll_create1: %s", device->name, strerror(errno));
+        return NULL;
+    }
+    struct epoll_event event = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    bool ok = epoll_ctl(epoll_fd, EPOLL_CTL_ADD, device->stop_eventfd, &event) == 0;
+    for (unsigned i = 0; ok && i < device->queue_count; i++) {
+        event.data.u32 = i;
+        ok = epoll_ctl(epoll_fd, EPOLL_CTL_ADD, device->queue_eventfds[i], &event) == 0;
+    }
+    if (!ok) {
+        pv_log_error("%s: epoll_ctl: %s", device->name, strerror(errno));
+        close(epoll_fd);
+        return NULL;
+    }
+    for (;;) {
+        struct epoll_event events[16];
+        int count = epoll_wait(epoll_fd, events, 16, -1);
+        if (count < 0) {
+            if (errno == EINTR)
+                continue;
+            pv_log_error("%s: epoll_wait: %s", device->name, strerror(errno));
+            break;
+        }
+        bool stop = false;
+        for (int i = 0; i < count; i++) {
+            uint32_t index = events[i].data.u32;
+            if (index == UINT32_MAX) {
+                stop = true;
+                continue;
+            }
+            uint64_t value;
+            if (read(device->queue_eventfds[index], &value, sizeof(value)) != sizeof(value))
+                continue; /* EAGAIN: someone else drained it */
+            virtio_device_process_queue(device, index);
+        }
+        if (stop)
+            break;
+    }
+    close(epoll_fd);
+    return NULL;
+}
+
+int virtio_device_start_io_thread(struct virtio_device *device, struct pv_error *error)
+{
+    if (device->io_thread_running)
+        return 0;
+    for (unsigned i = 0; i < device->queue_count; i++) {
+        if (device->queue_eventfds[i] >= 0)
+            continue;
+        device->queue_eventfds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (device->queue_eventfds[i] < 0)
+            return pv_error_set_errno(error, -errno, "%s: eventfd", device->name);
+    }
+    if (device->stop_eventfd < 0) {
+        device->stop_eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (device->stop_eventfd < 0)
+            return pv_error_set_errno(error, -errno, "%s: eventfd", device->name);
+    }
+    int status = pthread_create(&device->io_thread, NULL, io_thread_main, device);
+    if (status)
+        return pv_error_set_errno(error, -status, "%s: cannot start the I/O thread", device->name);
+    device->io_thread_running = true;
+    return 0;
+}
+
+void virtio_device_stop_io_thread(struct virtio_device *device)
+{
+    if (device->io_thread_running) {
+        uint64_t one = 1;
+        if (write(device->stop_eventfd, &one, sizeof(one)) != sizeof(one))
+            pv_log_error("%s: cannot stop the I/O thread: %s", device->name, strerror(errno));
+        pthread_join(device->io_thread, NULL);
+        device->io_thread_running = false;
+    }
+    if (device->stop_eventfd >= 0) {
+        close(device->stop_eventfd);
+        device->stop_eventfd = -1;
+    }
+}
+
+int virtio_device_queue_eventfd(struct virtio_device *device, unsigned queue_index)
+{
+    return queue_index < device->queue_count ? device->queue_eventfds[queue_index] : -1;
+}
+
+void virtio_device_kick(struct virtio_device *device, unsigned queue_index)
+{
+    if (queue_index >= device->queue_count)
+        return;
+    if (device->io_thread_running) {
+        uint64_t one = 1;
+        if (write(device->queue_eventfds[queue_index], &one, sizeof(one)) != sizeof(one))
+            pv_log_error("%s: kick: %s", device->name, strerror(errno));
+        return;
+    }
+    virtio_device_process_queue(device, queue_index);
+}
+
+static bool device_is_live(uint8_t status)
+{
+    return (status & VIRTIO_STATUS_DRIVER_OK) &&
+           !(status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
+}
+
+void virtio_device_process_queue(struct virtio_device *device, unsigned queue_index)
+{
+    if (queue_index >= device->queue_count)
+        return;
+    pthread_mutex_lock(&device->processing_lock);
+    pthread_mutex_lock(&device->lock);
+    bool live = device_is_live(device->status);
+    pthread_mutex_unlock(&device->lock);
+    struct virtqueue *queue = &device->queues[queue_index];
+    if (live && queue->enabled && !queue->broken && device->ops->handle_queue)
+        device->ops->handle_queue(device, queue);
+    pthread_mutex_unlock(&device->processing_lock);
+}
+
+/* ------------------------------------------------------------- registers --- */
+
+uint32_t virtio_device_get_features_word(struct virtio_device *device, unsigned select)
+{
+    return select < 2 ? (uint32_t)(device->device_features >> (32 * select)) : 0;
+}
+
+void virtio_device_set_driver_features_word(struct virtio_device *device, unsigned select,
+                                            uint32_t value)
+{
+    if (select >= 2)
+        return;
+    pthread_mutex_lock(&device->lock);
+    if (!(device->status & VIRTIO_STATUS_FEATURES_OK)) {
+        uint64_t mask = 0xffffffffULL << (32 * select);
+        device->driver_features =
+            (device->driver_features & ~mask) | ((uint64_t)value << (32 * select));
+    }
+    pthread_mutex_unlock(&device->lock);
+}
+
+bool virtio_device_has_feature(struct virtio_device *device, uint64_t feature)
+{
+    return (device->driver_features & feature) == feature;
+}
+
+uint8_t virtio_device_get_status(struct virtio_device *device)
+{
+    pthread_mutex_lock(&device->lock);
+    uint8_t status = device->status;
+    pthread_mutex_unlock(&device->lock);
+    return status;
+}
+
+/* With both locks held. */
+static void reset_locked(struct virtio_device *device)
+{
+    for (unsigned i = 0; i < device->queue_count; i++)
+        virtqueue_reset(&device->queues[i]);
+    device->status = 0;
+    device->driver_features = 0;
+    device->isr = 0;
+    device->config_msix_vector = VIRTQUEUE_NO_VECTOR;
+    if (device->ops->reset)
+        device->ops->reset(device);
+}
+
+void virtio_device_reset(struct virtio_device *device)
+{
+    pthread_mutex_lock(&device->processing_lock);
+    pthread_mutex_lock(&device->lock);
+    reset_locked(device);
+    pthread_mutex_unlock(&device->lock);
+    pthread_mutex_unlock(&device->processing_lock);
+}
+
+void virtio_device_set_status(struct virtio_device *device, uint8_t status)
+{
+    if (status == 0) {
+        virtio_device_reset(device);
+        return;
+    }
+    pthread_mutex_lock(&device->lock);
+    uint8_t old = device->status;
+    /* NEEDS_RESET is the device's to set; only a reset clears it. */
+    uint8_t value =
+        (uint8_t)((status & ~VIRTIO_STATUS_NEEDS_RESET) | (old & VIRTIO_STATUS_NEEDS_RESET));
+    if ((value & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
+        uint64_t accepted = device->driver_features;
+        if ((accepted & ~device->device_features) || !(accepted & VIRTIO_FEATURE_VERSION_1)) {
+            pv_log_warning("%s: driver accepted features 0x%llx of 0x%llx: refusing FEATURES_OK",
+                           device->name, (unsigned long long)accepted,
+                           (unsigned long long)device->device_features);
+            value &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
+        } else {
+            for (unsigned i = 0; i < device->queue_count; i++) {
+                device->queues[i].event_idx = accepted & VIRTIO_FEATURE_EVENT_IDX;
+                device->queues[i].indirect = accepted & VIRTIO_FEATURE_INDIRECT_DESC;
+            }
+        }
+    }
+    device->status = value;
+    bool started = !(old & VIRTIO_STATUS_DRIVER_OK) && (value & VIRTIO_STATUS_DRIVER_OK);
+    pthread_mutex_unlock(&device->lock);
+    if (started) {
+        /* Buffers made available before DRIVER_OK had no notification to trigger them. */
+        for (unsigned i = 0; i < device->queue_count; i++)
+            virtio_device_kick(device, i);
+    }
+}
+
+int virtio_device_enable_queue(struct virtio_device *device, unsigned queue_index,
+                               struct pv_error *error)
+{
+    if (queue_index >= device->queue_count)
+        return pv_error_set(error, -EINVAL, "%s: no queue %u", device->name, queue_index);
+    pthread_mutex_lock(&device->processing_lock);
+    pthread_mutex_lock(&device->lock);
+    struct virtqueue *queue = &device->queues[queue_index];
+    int status = 0;
+    if (!queue->enabled) {
+        queue->event_idx = device->driver_features & VIRTIO_FEATURE_EVENT_IDX;
+        queue->indirect = device->driver_features & VIRTIO_FEATURE_INDIRECT_DESC;
+        status = virtqueue_enable(queue, &device->memory, error);
+    }
+    pthread_mutex_unlock(&device->lock);
+    pthread_mutex_unlock(&device->processing_lock);
+    if (status < 0)
+        virtio_device_set_broken(device, error ? error->message : "invalid queue configuration");
+    return status;
+}
+
+/* --------------------------------------------------------- notifications --- */
+
+int virtio_device_pop(struct virtio_device *device, struct virtqueue *queue,
+                      struct virtqueue_request *request)
+{
+    struct pv_error error = {0};
+    int status = virtqueue_pop(queue, request, &error);
+    if (status < 0)
+        virtio_device_set_broken(device, error.message);
+    return status;
+}
+
+void virtio_device_notify(struct virtio_device *device, struct virtqueue *queue)
+{
+    if (virtqueue_should_notify(queue) && device->transport && device->transport->notify_queue)
+        device->transport->notify_queue(device, queue);
+}
+
+void virtio_device_set_broken(struct virtio_device *device, const char *reason)
+{
+    pthread_mutex_lock(&device->lock);
+    bool already = device->status & VIRTIO_STATUS_NEEDS_RESET;
+    device->status |= VIRTIO_STATUS_NEEDS_RESET;
+    bool interrupt = !already && (device->status & VIRTIO_STATUS_DRIVER_OK);
+    if (interrupt)
+        device->config_generation++;
+    pthread_mutex_unlock(&device->lock);
+    if (!already)
+        pv_log_warning("%s: device needs reset: %s", device->name, reason);
+    /* 2.1.2: with DRIVER_OK set, NEEDS_RESET comes with a config change notification. */
+    if (interrupt && device->transport && device->transport->notify_config)
+        device->transport->notify_config(device);
+}
+
+void virtio_device_config_changed(struct virtio_device *device)
+{
+    pthread_mutex_lock(&device->lock);
+    device->config_generation++;
+    bool interrupt = device->status & VIRTIO_STATUS_DRIVER_OK;
+    pthread_mutex_unlock(&device->lock);
+    if (interrupt && device->transport && device->transport->notify_config)
+        device->transport->notify_config(device);
+}
+
+uint8_t virtio_device_read_isr(struct virtio_device *device)
+{
+    pthread_mutex_lock(&device->lock);
+    uint8_t isr = device->isr;
+    device->isr = 0;
+    pthread_mutex_unlock(&device->lock);
+    return isr;
+}
