@@ -29,7 +29,6 @@ struct console {
     struct event_base *base;
     char *name;
     char socket_path[PATH_MAX]; /* the VMM's serial.sock */
-    int log_fd;                 /* serial.log */
     enum console_backend backend;
     int file_fd;      /* BACKEND_FILE */
     int pty_slave_fd; /* BACKEND_PTY: kept open so the master never sees a hang-up */
@@ -101,7 +100,6 @@ static void on_vmm_read(struct bufferevent *buffer, void *opaque)
         int length = evbuffer_remove(input, chunk, sizeof(chunk));
         if (length <= 0)
             break;
-        write_file(console, &console->log_fd, "serial.log", chunk, (size_t)length);
         write_file(console, &console->file_fd, "the <serial> file", chunk, (size_t)length);
         send_to(console->user, chunk, (size_t)length);
         send_to(console->session, chunk, (size_t)length);
@@ -334,11 +332,18 @@ struct console *console_create(struct event_base *base, const char *name, const 
         return NULL;
     }
     console->base = base;
-    console->log_fd = console->file_fd = console->pty_slave_fd = -1;
+    console->file_fd = console->pty_slave_fd = -1;
     snprintf(console->socket_path, sizeof(console->socket_path), "%s/serial.sock", directory);
+    /* The VMM appends to serial.log (logfile=); a new start begins it afresh. */
     char log_path[PATH_MAX];
     snprintf(log_path, sizeof(log_path), "%s/serial.log", directory);
-    int rc = open_log(log_path, !restored, &console->log_fd, error);
+    int rc = 0;
+    if (!restored) {
+        int log_fd = -1;
+        rc = open_log(log_path, true, &log_fd, error);
+        if (log_fd >= 0)
+            close(log_fd);
+    }
     if (rc == 0 && !restored && unlink(console->socket_path) < 0 && errno != ENOENT)
         rc = pv_error_set_errno(error, -errno, "cannot remove %s", console->socket_path);
 
@@ -410,7 +415,7 @@ void console_free(struct console *console)
         evconnlistener_free(console->listener);
     if (console->unix_path && unlink(console->unix_path) < 0 && errno != ENOENT)
         pv_log_warning("cannot remove %s: %s", console->unix_path, strerror(errno));
-    int *fds[] = {&console->log_fd, &console->file_fd, &console->pty_slave_fd};
+    int *fds[] = {&console->file_fd, &console->pty_slave_fd};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0 && close(*fds[i]) < 0)
             pv_log_warning("console: close: %s", strerror(errno));

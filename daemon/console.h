@@ -2,9 +2,10 @@
  *
  * The VMM's serial chardev is always a unix socket server in the run directory
  * (run-dir/domains/<name>/serial.sock, daemon/vmm_argv.h) and the daemon is its one client.
- * Everything the guest writes is read here and
- *  - appended to the daemon's own log, run-dir/domains/<name>/serial.log (truncated at
- *    start, as before), which the daemon and its tests read;
+ * The VMM itself appends everything the guest writes to the daemon's own log,
+ * run-dir/domains/<name>/serial.log (chardev logfile=, logappend=on; truncated here at start),
+ * so the log has no gap while the daemon is down. Everything the guest writes is read here
+ * and
  *  - passed on to the backend the user chose in <serial>/<console target type='serial'>:
  *      file  the daemon appends to <source path> (truncated at start unless append='on');
  *      pty   the daemon opens a pty pair, keeps the guest on the master and reports the
@@ -19,9 +20,10 @@
  * guest. A peer that does not read its output loses it beyond a bound (the guest never
  * waits for a slow reader).
  *
- * Across a daemon restart the VMM keeps running: the next daemon reconnects to serial.sock,
- * appends to serial.log and the user's file, and recreates the user's pty (a new path, in the
- * live XML) or unix socket; what the guest writes while no daemon runs is lost. */
+ * Across a daemon restart the VMM keeps running (and logging): the next daemon reconnects to
+ * serial.sock, appends to the user's file, and recreates the user's pty (a new path, in the
+ * live XML) or unix socket; what the guest writes while no daemon runs reaches serial.log
+ * only. */
 #ifndef PLUGVIRT_CONSOLE_H
 #define PLUGVIRT_CONSOLE_H
 
@@ -34,7 +36,7 @@ struct event_base;
 struct bufferevent;
 struct console;
 
-/* Opens serial.log and the user's backend for `live` (run-dir/domains/<name> is
+/* Truncates serial.log (a new start) and opens the user's backend for `live` (run-dir/domains/<name> is
  * `directory`), and writes a pty's path into `live`. `restored`: the VMM is already running
  * (daemon restart): files are appended to, never truncated. NULL with the reason. */
 struct console *console_create(struct event_base *base, const char *name, const char *directory,

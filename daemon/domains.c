@@ -1066,12 +1066,14 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     }
     unlink(runtime->qmp_path);
     unlink(runtime->pidfile_path);
-    char serial_path[PATH_MAX];
+    char serial_path[PATH_MAX], serial_log[PATH_MAX];
     snprintf(serial_path, sizeof(serial_path), "%s/serial.sock", directory);
+    snprintf(serial_log, sizeof(serial_log), "%s/serial.log", directory);
     struct vmm_argv_paths paths = {
         .emulator = emulator,
         .qmp_socket = runtime->qmp_path,
         .serial_socket = serial_path,
+        .serial_log = serial_log,
         .pidfile = runtime->pidfile_path,
     };
     argv = vmm_argv_build(definition, &paths, &error);

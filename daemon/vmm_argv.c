@@ -167,15 +167,18 @@ char *vmm_argv_disk_device_json(const struct domain_disk *disk)
     return disk_object(disk, 2);
 }
 
-char *vmm_argv_serial_chardev(const char *serial_socket)
+char *vmm_argv_serial_chardev(const char *serial_socket, const char *serial_log)
 {
     char *path = escape_commas(serial_socket);
+    char *log = serial_log ? escape_commas(serial_log) : NULL;
     char *text = NULL;
-    if (path &&
-        asprintf(&text, "socket,id=" VMM_ARGV_SERIAL_CHARDEV_ID ",path=%s,server=on,wait=off",
-                 path) < 0)
+    if (path && (log || !serial_log) &&
+        asprintf(&text,
+                 "socket,id=" VMM_ARGV_SERIAL_CHARDEV_ID ",path=%s,server=on,wait=off%s%s%s",
+                 path, log ? ",logfile=" : "", log ? log : "", log ? ",logappend=on" : "") < 0)
         text = NULL;
     free(path);
+    free(log);
     return text;
 }
 
@@ -305,7 +308,7 @@ char **vmm_argv_build(const struct domain_definition *definition,
     argv_add(&builder, "chardev=charmonitor,id=monitor,mode=control");
     /* Serial port 0 exists even without <serial>: the daemon's log and console need it. */
     argv_add(&builder, "-chardev");
-    argv_add_owned(&builder, vmm_argv_serial_chardev(paths->serial_socket));
+    argv_add_owned(&builder, vmm_argv_serial_chardev(paths->serial_socket, paths->serial_log));
     argv_add(&builder, "-serial");
     argv_add(&builder, "chardev:" VMM_ARGV_SERIAL_CHARDEV_ID);
     argv_add_if_set(&builder, "-pidfile", paths->pidfile);

@@ -28,6 +28,7 @@ struct vmm_argv_paths {
     const char *emulator;      /* argv[0]: the binary to exec */
     const char *qmp_socket;    /* run-dir/domains/<name>/qmp.sock */
     const char *serial_socket; /* run-dir/domains/<name>/serial.sock */
+    const char *serial_log;    /* run-dir/domains/<name>/serial.log, the VMM's logfile=; or NULL */
     const char *pidfile;       /* run-dir/domains/<name>/vmm.pid; may be NULL */
 };
 
@@ -43,10 +44,11 @@ char *vmm_argv_to_string(char *const *argv);
  * in the run directory and the daemon is its one client (daemon/console.h): the daemon keeps
  * serial.log, serves `pvsh console` and connects the user's backend (file, pty, unix, null).
  * So the -chardev value is the same for every type and for both emulators:
- * "socket,id=charserial0,path=SOCKET,server=on,wait=off" (malloc'd, NULL on allocation
- * failure); the frontend is "-serial chardev:charserial0". */
+ * "socket,id=charserial0,path=SOCKET,server=on,wait=off,logfile=LOG,logappend=on" (malloc'd,
+ * NULL on allocation failure; no logfile when `serial_log` is NULL): the VMM itself keeps
+ * serial.log, also while the daemon is down. The frontend is "-serial chardev:charserial0". */
 #define VMM_ARGV_SERIAL_CHARDEV_ID "charserial0"
-char *vmm_argv_serial_chardev(const char *serial_socket);
+char *vmm_argv_serial_chardev(const char *serial_socket, const char *serial_log);
 /* Checks the definition's serial port 0 is one the daemon can connect: type file (with a
  * path), pty, unix (with a path, mode bind or connect) or null. -EINVAL "unsupported: ..." */
 int vmm_argv_check_serial(const struct domain_definition *definition, struct pv_error *error);

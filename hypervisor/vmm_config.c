@@ -9,6 +9,7 @@ void chardev_spec_clear(struct chardev_spec *spec)
 {
     free(spec->path);
     free(spec->id);
+    free(spec->log_path);
     memset(spec, 0, sizeof(*spec));
 }
 
@@ -18,7 +19,9 @@ int chardev_spec_copy(struct chardev_spec *target, const struct chardev_spec *so
     struct chardev_spec copy = *source;
     copy.path = source->path ? strdup(source->path) : NULL;
     copy.id = source->id ? strdup(source->id) : NULL;
-    if ((source->path && !copy.path) || (source->id && !copy.id)) {
+    copy.log_path = source->log_path ? strdup(source->log_path) : NULL;
+    if ((source->path && !copy.path) || (source->id && !copy.id) ||
+        (source->log_path && !copy.log_path)) {
         chardev_spec_clear(&copy);
         return pv_error_set(error, -ENOMEM, "out of memory");
     }

@@ -33,6 +33,11 @@ struct chardev_spec {
     char *path; /* owned; FILE, UNIX_* */
     bool wait;  /* UNIX_SERVER: block start until a client connects (wait=on) */
     char *id;   /* owned; optional chardev id (-chardev id=...) */
+    /* owned; QEMU's logfile=: everything the frontend writes is also appended here, whether
+     * a peer is connected or not (a socket with no client drops the data, the log keeps
+     * it); log_append = logappend=on, else the file is truncated when opened. */
+    char *log_path;
+    bool log_append;
 };
 
 /* A -chardev definition. `claimed` is set once a frontend (-serial chardev:ID,

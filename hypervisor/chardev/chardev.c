@@ -74,6 +74,7 @@ struct chardev {
     struct event *pty_retry_timer;
 
     pthread_mutex_t lock;
+    int log_fd;                  /* logfile=, or -1; written under lock */
     struct output_queue output;  /* guarded by lock */
     bool output_open;            /* guarded by lock: false = discard writes */
     bool wake_pending;           /* guarded by lock */
@@ -176,11 +177,33 @@ static void wake_main_loop(struct chardev *chardev, bool resume_input)
         event_active(chardev->wake_event, EV_READ, 0);
 }
 
+/* logfile=: written where the output is produced, in order, before any peer sees it. A
+ * failing log is reported once and then left alone: the guest must not stall on it. */
+static void log_write_locked(struct chardev *chardev, const void *data, size_t length)
+{
+    const char *cursor = data;
+    while (chardev->log_fd >= 0 && length > 0) {
+        ssize_t written = write(chardev->log_fd, cursor, length);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written <= 0) {
+            pv_log_warning("chardev %s: cannot write its log file: %s; no longer logging",
+                           chardev->label, written < 0 ? strerror(errno) : "short write");
+            close(chardev->log_fd);
+            chardev->log_fd = -1;
+            return;
+        }
+        cursor += written;
+        length -= (size_t)written;
+    }
+}
+
 void chardev_write(struct chardev *chardev, const void *data, size_t length)
 {
     if (!chardev || length == 0)
         return;
     pthread_mutex_lock(&chardev->lock);
+    log_write_locked(chardev, data, length);
     if (!chardev->output_open) {
         pthread_mutex_unlock(&chardev->lock);
         return;
@@ -613,6 +636,7 @@ struct chardev *chardev_open(struct event_base *event_base, const struct chardev
     chardev->kind = spec->kind;
     chardev->mux = spec->kind == CHARDEV_KIND_MUX_STDIO;
     chardev_host_init(&chardev->host);
+    chardev->log_fd = -1;
     chardev->connected = true;
     pthread_mutex_init(&chardev->lock, NULL);
     chardev->label = strdup(spec->id ? spec->id : "serial0");
@@ -625,8 +649,17 @@ struct chardev *chardev_open(struct event_base *event_base, const struct chardev
     }
 
     int rc = 0;
+    if (spec->log_path) {
+        chardev->log_fd = open(spec->log_path,
+                               O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY |
+                                   (spec->log_append ? O_APPEND : O_TRUNC),
+                               0600);
+        if (chardev->log_fd < 0)
+            rc = pv_error_set_errno(error, -errno, "chardev '%s': cannot open logfile '%s'",
+                                    chardev->label, spec->log_path);
+    }
     /* Before the pty is opened, so a failure prints no "redirected" line. */
-    if (spec->kind == CHARDEV_KIND_PTY) {
+    if (rc == 0 && spec->kind == CHARDEV_KIND_PTY) {
         chardev->pty_retry_timer = evtimer_new(event_base, on_pty_retry, chardev);
         if (!chardev->pty_retry_timer)
             rc = pv_error_set(error, -ENOMEM, "cannot create a timer");
@@ -665,6 +698,8 @@ void chardev_close(struct chardev *chardev)
     if (chardev->wake_event)
         event_free(chardev->wake_event);
     chardev_host_close(&chardev->host);
+    if (chardev->log_fd >= 0)
+        close(chardev->log_fd);
     pthread_mutex_destroy(&chardev->lock);
     free(chardev->output.data);
     free(chardev->write_scratch);

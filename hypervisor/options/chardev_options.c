@@ -225,6 +225,13 @@ static int apply_chardev(struct parse_state *state, struct qemu_options *options
     }
     if (rc == 0)
         rc = option_set_string(&spec.id, id, error);
+    const char *log_path = qemu_options_get(options, "logfile");
+    if (rc == 0 && log_path)
+        rc = option_set_string(&spec.log_path, log_path, error);
+    if (rc == 0)
+        rc = qemu_options_get_bool(options, "logappend", false, &spec.log_append, error);
+    if (rc == 0 && spec.log_append && !log_path)
+        rc = pv_error_set(error, -EINVAL, "logappend=on needs logfile=");
     struct chardev_definition *grown =
         rc == 0 ? realloc(config->chardevs, (config->chardev_count + 1) * sizeof(*grown)) : NULL;
     if (rc == 0 && !grown)

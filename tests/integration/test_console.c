@@ -430,3 +430,23 @@ Test(console, console_survives_a_daemon_restart)
     cr_assert(file_has_line(log, "PROBE READY"), "serial.log was truncated by the restart");
     cr_assert(file_has_line(log, "PROBE PONG"));
 }
+
+/* The VMM keeps serial.log itself (chardev logfile=): what the guest prints while the daemon
+ * is down is in the log too, although no daemon reads the serial socket then. */
+Test(console, serial_log_keeps_what_the_guest_printed_while_the_daemon_was_down)
+{
+    define_and_start("unattended", "");
+    wait_ready("unattended");
+    cr_assert_eq(daemon_kill(daemon_p, SIGKILL, NULL), 0);
+    struct daemon_qmp qmp;
+    cr_assert_eq(daemon_qmp_connect(&qmp, daemon_p, "unattended"), 0);
+    char reply[4096];
+    cr_assert_eq(daemon_qmp_execute(&qmp, "{\"execute\": \"system_powerdown\"}", reply,
+                                    sizeof(reply), 10000),
+                 0);
+    char path[700];
+    serial_log_path("unattended", path, sizeof(path));
+    cr_assert_eq(wait_file_line(path, "PROBE POWEROFF", 30000), 0,
+                 "the guest's power-off line did not reach serial.log with the daemon down");
+    daemon_qmp_close(&qmp);
+}

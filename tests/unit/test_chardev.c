@@ -418,6 +418,61 @@ Test(chardev, unix_server_accepts_one_peer_at_a_time)
     event_base_free(base);
 }
 
+/* logfile= keeps what a socket with no client would drop, in order; logappend=on keeps
+ * the old contents, off truncates (QEMU's meaning). */
+Test(chardev, logfile_keeps_the_output_whether_or_not_a_peer_is_connected)
+{
+    struct event_base *base = new_base();
+    char *dir = temp_dir();
+    char *socket_path = join(dir, "serial.sock");
+    char *log_path = join(dir, "serial.log");
+    FILE *old = fopen(log_path, "w");
+    fputs("before\n", old);
+    fclose(old);
+    struct chardev_spec spec = {.kind = CHARDEV_KIND_UNIX_SERVER,
+                                .path = socket_path,
+                                .log_path = log_path,
+                                .log_append = true};
+    struct pv_error error = {0};
+    struct chardev *chardev = chardev_open(base, &spec, &error);
+    cr_assert_not_null(chardev, "%s", error.message);
+    struct recorder recorder;
+    recorder_init(&recorder);
+    cr_assert_eq(chardev_attach_frontend(chardev, &recorder_ops, &recorder, NULL), 0);
+    chardev_write(chardev, "nobody listens\n", 15);
+    int peer = connect_unix(socket_path);
+    cr_assert(RUN_UNTIL(base, recorder.opened == 1));
+    chardev_write(chardev, "seen\n", 5);
+    char buffer[64];
+    size_t length = 0;
+    cr_assert(RUN_UNTIL(base, (drain(peer, buffer, sizeof(buffer), &length), length >= 5)));
+    cr_assert_str_eq(buffer, "seen\n", "the peer gets only what came after it connected");
+    close(peer);
+    chardev_close(chardev);
+    char *contents = read_file(log_path, &length);
+    cr_assert_str_eq(contents, "before\nnobody listens\nseen\n");
+    free(contents);
+    /* logappend off: truncated */
+    spec.log_append = false;
+    chardev = chardev_open(base, &spec, &error);
+    cr_assert_not_null(chardev, "%s", error.message);
+    chardev_write(chardev, "new\n", 4);
+    chardev_close(chardev);
+    contents = read_file(log_path, &length);
+    cr_assert_str_eq(contents, "new\n");
+    free(contents);
+    /* an unusable log path fails the open and names the path */
+    spec.log_path = "/nonexistent-dir/serial.log";
+    cr_assert_null(chardev_open(base, &spec, &error));
+    cr_assert(strstr(error.message, "/nonexistent-dir/serial.log"), "%s", error.message);
+    unlink(log_path);
+    rmdir(dir);
+    free(socket_path);
+    free(log_path);
+    free(dir);
+    event_base_free(base);
+}
+
 Test(chardev, unix_server_refuses_wait_on_and_non_sockets)
 {
     struct event_base *base = new_base();

@@ -422,6 +422,19 @@ Test(cmdline, chardev_defined_after_use)
     release(&result);
 }
 
+/* QEMU's logfile=/logappend= on any chardev; -serial chardev:ID keeps them. */
+Test(cmdline, chardev_logfile)
+{
+    struct parsed result;
+    expect_ok(&result, "-chardev socket,id=s,path=/tmp/s.sock,server=on,wait=off,"
+                       "logfile=/tmp/serial.log,logappend=on -serial chardev:s");
+    cr_assert_str_eq(result.config.serial.log_path, "/tmp/serial.log");
+    cr_assert(result.config.serial.log_append);
+    release(&result);
+    expect_error("-chardev null,id=n,logappend=on", "logappend=on needs logfile=");
+    expect_error("-chardev null,id=n,logfile=/tmp/x,logappend=maybe", "logappend");
+}
+
 Test(cmdline, machine_and_accelerator)
 {
     struct parsed result;

@@ -274,8 +274,12 @@ Test(vmm_argv, every_serial_type_is_the_daemon_socket)
 
 Test(vmm_argv, serial_chardev_escapes_commas)
 {
-    char *text = vmm_argv_serial_chardev("/run/a,b/serial.sock");
+    char *text = vmm_argv_serial_chardev("/run/a,b/serial.sock", NULL);
     cr_assert_str_eq(text, "socket,id=charserial0,path=/run/a,,b/serial.sock,server=on,wait=off");
+    free(text);
+    text = vmm_argv_serial_chardev("/run/a,b/serial.sock", "/run/a,b/serial.log");
+    cr_assert_str_eq(text, "socket,id=charserial0,path=/run/a,,b/serial.sock,server=on,wait=off,"
+                           "logfile=/run/a,,b/serial.log,logappend=on");
     free(text);
 }
 
