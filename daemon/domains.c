@@ -35,9 +35,6 @@
 #define DESTROY_KILL_DELAY_MS 3000
 #define QMP_CONNECT_TIMEOUT_MS 10000
 #define MONITOR_COMMAND_TIMEOUT_MS 30000
-#define DOMAINS_MAX_JSON (16u * 1024 * 1024)
-
-static void reconcile_free_all(struct domains *domains);
 
 /* ------------------------------------------------------------------ replies --- */
 
@@ -68,7 +65,7 @@ void domains_reply_writer(domains_done_fn done, void *opaque, struct json_writer
     json_writer_free(writer);
 }
 
-static const char *store_error_code(int status)
+const char *domains_store_error_code(int status)
 {
     switch (status) {
     case -ENOENT:
@@ -93,7 +90,7 @@ void domains_emit_event(struct domains *domains, const char *uuid, const char *n
         domains->event(domains->event_opaque, type, name, uuid, detail);
 }
 
-static void set_stop_reason(struct domains *domains, const char *uuid, const char *reason)
+void domains_set_stop_reason(struct domains *domains, const char *uuid, const char *reason)
 {
     struct stop_reason *entry = domains->reasons;
     while (entry && strcasecmp(entry->uuid, uuid) != 0)
@@ -109,7 +106,7 @@ static void set_stop_reason(struct domains *domains, const char *uuid, const cha
     snprintf(entry->reason, sizeof(entry->reason), "%s", reason);
 }
 
-static const char *stop_reason(struct domains *domains, const char *uuid)
+const char *domains_stop_reason(struct domains *domains, const char *uuid)
 {
     for (struct stop_reason *entry = domains->reasons; entry; entry = entry->next)
         if (strcasecmp(entry->uuid, uuid) == 0)
@@ -144,7 +141,7 @@ int domains_lookup(struct domains *domains, const char *key, struct store_domain
                                 "name or uuid '%s'",
                                 key);
         else
-            domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+            domains_reply_error(done, opaque, domains_store_error_code(rc), "%s", error.message);
     }
     return rc;
 }
@@ -169,7 +166,7 @@ const char *domains_xml_error_code(const struct pv_error *error)
     return "invalid-xml";
 }
 
-static uint64_t process_start_time(pid_t pid)
+uint64_t runtime_process_start_time(pid_t pid)
 {
     char path[64], buffer[2048];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -224,14 +221,14 @@ static void read_log_tail(const char *path, char *out, size_t size)
             out[i] = ' ';
 }
 
-static int make_directory(const char *path, mode_t mode)
+int domains_make_directory(const char *path, mode_t mode)
 {
     if (mkdir(path, mode) == 0 || errno == EEXIST)
         return 0;
     return -errno;
 }
 
-static void domain_directory(struct domains *domains, const char *name, char *out, size_t size)
+void domains_directory(struct domains *domains, const char *name, char *out, size_t size)
 {
     snprintf(out, size, "%s/domains/%s", domains->config->run_dir, name);
 }
@@ -277,7 +274,7 @@ int domains_save(struct domains *domains, struct runtime *runtime,
 
 /* ------------------------------------------------------------ runtime life --- */
 
-static void free_waiter_list(struct waiter **list, const char *code, const char *message)
+void runtime_free_waiter_list(struct waiter **list, const char *code, const char *message)
 {
     while (*list) {
         struct waiter *waiter = *list;
@@ -292,7 +289,7 @@ static void free_waiter_list(struct waiter **list, const char *code, const char 
     }
 }
 
-static void runtime_free(struct runtime *runtime)
+void runtime_free(struct runtime *runtime)
 {
     if (runtime->pidfd_event)
         event_free(runtime->pidfd_event);
@@ -346,7 +343,7 @@ static void runtime_stop(struct runtime *runtime, enum store_domain_state state,
     }
     unlink(runtime->qmp_path);
     unlink(runtime->pidfile_path);
-    set_stop_reason(domains, runtime->uuid, reason);
+    domains_set_stop_reason(domains, runtime->uuid, reason);
     domains_emit_event(domains, runtime->uuid, runtime->name, "lifecycle", detail);
     runtime_unlink(domains, runtime);
     char message[1024];
@@ -354,8 +351,8 @@ static void runtime_stop(struct runtime *runtime, enum store_domain_state state,
     read_log_tail(runtime->log_path, log_tail, sizeof(log_tail));
     snprintf(message, sizeof(message), "the VMM exited during start (%s)%s%s", detail,
              log_tail[0] ? ": " : "", log_tail);
-    free_waiter_list(&runtime->start_waiters, "internal", message);
-    free_waiter_list(&runtime->stop_waiters, NULL, NULL);
+    runtime_free_waiter_list(&runtime->start_waiters, "internal", message);
+    runtime_free_waiter_list(&runtime->stop_waiters, NULL, NULL);
     runtime_free(runtime);
 }
 
@@ -404,8 +401,7 @@ static void on_process_exit(evutil_socket_t fd, short what, void *opaque)
     }
 }
 
-static void set_runtime_state(struct runtime *runtime, enum store_domain_state state,
-                              const char *detail)
+void runtime_set_state(struct runtime *runtime, enum store_domain_state state, const char *detail)
 {
     if (runtime->state == state)
         return;
@@ -426,12 +422,12 @@ static void on_qmp_event(void *opaque, const char *event_name, const char *data_
                  data_json ? data_json : "");
     if (strcmp(event_name, "SHUTDOWN") == 0) {
         runtime->guest_shutdown = true;
-        set_runtime_state(runtime, STORE_DOMAIN_SHUTDOWN, NULL);
+        runtime_set_state(runtime, STORE_DOMAIN_SHUTDOWN, NULL);
     } else if (strcmp(event_name, "STOP") == 0 && runtime->qmp_ready &&
                runtime->start_waiters == NULL) {
-        set_runtime_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
+        runtime_set_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
     } else if (strcmp(event_name, "RESUME") == 0 && runtime->start_waiters == NULL) {
-        set_runtime_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
+        runtime_set_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
     } else if (strcmp(event_name, "RESET") == 0) {
         domains_emit_event(domains, runtime->uuid, runtime->name, "reboot", "reset");
     }
@@ -451,9 +447,6 @@ static void on_qmp_closed(void *opaque)
 
 /* ------------------------------------------------------------------ QMP calls --- */
 
-typedef void (*runtime_reply_fn)(struct domains *domains, const char *uuid,
-                                 const struct qmp_connection_reply *reply, void *context);
-
 struct qmp_call {
     struct domains *domains;
     char uuid[DOMAIN_UUID_STRING_LENGTH + 1];
@@ -470,8 +463,8 @@ static void on_qmp_call_reply(void *opaque, const struct qmp_connection_reply *r
 
 /* Runs a QMP command on the runtime; the callback gets the reply (or a synthesized
  * -ECONNRESET reply when the command could not be queued). */
-static void runtime_execute(struct runtime *runtime, const char *command, const char *arguments,
-                            int timeout_ms, runtime_reply_fn callback, void *context)
+void runtime_execute(struct runtime *runtime, const char *command, const char *arguments,
+                     int timeout_ms, runtime_reply_fn callback, void *context)
 {
     struct domains *domains = runtime->domains;
     struct qmp_call *call = calloc(1, sizeof(*call));
@@ -494,14 +487,8 @@ static void runtime_execute(struct runtime *runtime, const char *command, const 
     callback(domains, runtime->uuid, &reply, context);
 }
 
-struct simple_request {
-    domains_done_fn done;
-    void *opaque;
-    char step[32];
-};
-
-static void reply_qmp_failure(domains_done_fn done, void *opaque, const char *step,
-                              const struct qmp_connection_reply *reply)
+void domains_reply_qmp_failure(domains_done_fn done, void *opaque, const char *step,
+                               const struct qmp_connection_reply *reply)
 {
     char message[1024];
     const char *code = "qmp-error";
@@ -556,7 +543,7 @@ struct domains *domains_create(struct event_base *base, struct store *store,
     }
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/domains", config->run_dir);
-    int rc = make_directory(path, 0700);
+    int rc = domains_make_directory(path, 0700);
     if (rc < 0) {
         pv_error_set_errno(error, rc, "cannot create %s", path);
         hotplug_manager_destroy(domains->hotplug);
@@ -579,13 +566,13 @@ void domains_free(struct domains *domains)
             runtime->qmp = NULL;
             qmp_connection_close(qmp);
         }
-        free_waiter_list(&runtime->start_waiters, "internal", "the daemon is stopping");
-        free_waiter_list(&runtime->stop_waiters, "internal", "the daemon is stopping");
+        runtime_free_waiter_list(&runtime->start_waiters, "internal", "the daemon is stopping");
+        runtime_free_waiter_list(&runtime->stop_waiters, "internal", "the daemon is stopping");
         runtime_free(runtime);
     }
     hotplug_manager_destroy(domains->hotplug);
     /* Recoveries that never ended (their jobs were dropped with the manager). */
-    reconcile_free_all(domains);
+    domains_reconcile_free_all(domains);
     while (domains->reasons) {
         struct stop_reason *reason = domains->reasons;
         domains->reasons = reason->next;
@@ -708,7 +695,7 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
             free(persistent_xml);
         }
         if (rc < 0 && rc != -EEXIST) {
-            domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+            domains_reply_error(done, opaque, domains_store_error_code(rc), "%s", error.message);
         } else if (rc == -EEXIST) {
             domains_reply_error(done, opaque, "domain-exists", "%s", error.message);
         } else {
@@ -738,7 +725,7 @@ static void delete_domain(struct domains *domains, const char *uuid, const char 
     struct pv_error error = {0};
     int rc = store_domain_delete(domains->store, uuid, &error);
     if (rc < 0) {
-        domains_reply_error(done, opaque, store_error_code(rc), "%s", error.message);
+        domains_reply_error(done, opaque, domains_store_error_code(rc), "%s", error.message);
         return;
     }
     domains_emit_event(domains, uuid, name, "lifecycle", "undefined");
@@ -797,8 +784,8 @@ void domains_undefine(struct domains *domains, const char *key, bool managed, do
 
 /* --------------------------------------------------------------------- start --- */
 
-static int add_waiter(struct waiter **list, struct runtime *runtime, domains_done_fn done,
-                      void *opaque)
+int runtime_add_waiter(struct waiter **list, struct runtime *runtime, domains_done_fn done,
+                       void *opaque)
 {
     struct waiter *waiter = calloc(1, sizeof(*waiter));
     if (waiter == NULL)
@@ -811,7 +798,7 @@ static int add_waiter(struct waiter **list, struct runtime *runtime, domains_don
     return 0;
 }
 
-static void kill_runtime(struct runtime *runtime, int signal_number)
+void runtime_kill(struct runtime *runtime, int signal_number)
 {
     if (syscall(SYS_pidfd_send_signal, runtime->pidfd, signal_number, NULL, 0) < 0 &&
         errno != ESRCH)
@@ -829,9 +816,9 @@ static void on_started_cont(struct domains *domains, const char *uuid,
         char message[700];
         snprintf(message, sizeof(message), "cont failed: %s",
                  reply->error_desc ? reply->error_desc : strerror(-reply->status));
-        free_waiter_list(&runtime->start_waiters, "qmp-error", message);
+        runtime_free_waiter_list(&runtime->start_waiters, "qmp-error", message);
         runtime->destroying = runtime->start_failed = true;
-        kill_runtime(runtime, SIGKILL);
+        runtime_kill(runtime, SIGKILL);
         return;
     }
     runtime->state = STORE_DOMAIN_RUNNING;
@@ -840,10 +827,8 @@ static void on_started_cont(struct domains *domains, const char *uuid,
     if (domains_save(domains, runtime, NULL, &error) < 0)
         pv_log_error("domain %s: %s", runtime->name, error.message);
     domains_emit_event(domains, runtime->uuid, runtime->name, "lifecycle", "started: booted");
-    free_waiter_list(&runtime->start_waiters, NULL, NULL);
+    runtime_free_waiter_list(&runtime->start_waiters, NULL, NULL);
 }
-
-static void reconcile_after_restore(struct runtime *runtime);
 
 static void on_qmp_ready(void *opaque, int status, const char *message)
 {
@@ -862,21 +847,21 @@ static void on_qmp_ready(void *opaque, int status, const char *message)
             char text[700];
             snprintf(text, sizeof(text), "cannot connect to the VMM's QMP socket: %s",
                      message ? message : strerror(-status));
-            free_waiter_list(&runtime->start_waiters, "internal", text);
+            runtime_free_waiter_list(&runtime->start_waiters, "internal", text);
             runtime->destroying = runtime->start_failed = true;
-            kill_runtime(runtime, SIGKILL);
+            runtime_kill(runtime, SIGKILL);
         }
         return;
     }
     runtime->qmp_ready = true;
     if (runtime->restored) {
-        reconcile_after_restore(runtime);
+        domains_reconcile_after_restore(runtime);
         return;
     }
     runtime_execute(runtime, "cont", NULL, 0, on_started_cont, NULL);
 }
 
-static int spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *error)
+int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *error)
 {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) < 0)
@@ -942,7 +927,7 @@ static int spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *erro
     return 0;
 }
 
-static int runtime_watch(struct runtime *runtime, struct pv_error *error)
+int runtime_watch(struct runtime *runtime, struct pv_error *error)
 {
     runtime->pidfd = pidfd_open_process(runtime->pid);
     if (runtime->pidfd < 0)
@@ -954,7 +939,7 @@ static int runtime_watch(struct runtime *runtime, struct pv_error *error)
     return 0;
 }
 
-static int runtime_connect(struct runtime *runtime, struct pv_error *error)
+int runtime_connect(struct runtime *runtime, struct pv_error *error)
 {
     struct qmp_connection_callbacks callbacks = {
         .ready = on_qmp_ready,
@@ -967,7 +952,7 @@ static int runtime_connect(struct runtime *runtime, struct pv_error *error)
     return runtime->qmp ? 0 : (error && error->code ? error->code : -EIO);
 }
 
-static struct runtime *runtime_new(struct domains *domains, const char *uuid, const char *name)
+struct runtime *runtime_new(struct domains *domains, const char *uuid, const char *name)
 {
     struct runtime *runtime = calloc(1, sizeof(*runtime));
     if (runtime == NULL)
@@ -977,7 +962,7 @@ static struct runtime *runtime_new(struct domains *domains, const char *uuid, co
     snprintf(runtime->uuid, sizeof(runtime->uuid), "%s", uuid);
     runtime->name = strdup(name);
     char directory[PATH_MAX - 32];
-    domain_directory(domains, name, directory, sizeof(directory));
+    domains_directory(domains, name, directory, sizeof(directory));
     snprintf(runtime->qmp_path, sizeof(runtime->qmp_path), "%s/qmp.sock", directory);
     snprintf(runtime->pidfile_path, sizeof(runtime->pidfile_path), "%s/vmm.pid", directory);
     snprintf(runtime->log_path, sizeof(runtime->log_path), "%s/vmm.log", directory);
@@ -1057,8 +1042,8 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
         goto out;
     }
     char directory[PATH_MAX - 32];
-    domain_directory(domains, row.name, directory, sizeof(directory));
-    int rc = make_directory(directory, 0700);
+    domains_directory(domains, row.name, directory, sizeof(directory));
+    int rc = domains_make_directory(directory, 0700);
     if (rc < 0) {
         domains_reply_error(done, opaque, "internal", "cannot create %s: %s", directory,
                             strerror(-rc));
@@ -1091,11 +1076,11 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     char *line = vmm_argv_to_string(argv);
     pv_log_info("domain %s: starting %s", row.name, line ? line : argv[0]);
     free(line);
-    if (spawn_vmm(runtime, argv, &error) < 0) {
+    if (runtime_spawn_vmm(runtime, argv, &error) < 0) {
         domains_reply_error(done, opaque, "internal", "%s", error.message);
         goto out;
     }
-    runtime->start_time = process_start_time(runtime->pid);
+    runtime->start_time = runtime_process_start_time(runtime->pid);
     runtime->live = definition;
     definition = NULL;
     runtime->state = STORE_DOMAIN_PAUSED;
@@ -1103,7 +1088,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     domains->runtimes = runtime;
     struct runtime *started = runtime;
     runtime = NULL;
-    if (add_waiter(&started->start_waiters, started, done, opaque) < 0) {
+    if (runtime_add_waiter(&started->start_waiters, started, done, opaque) < 0) {
         domains_reply_error(done, opaque, "internal", "out of memory");
         started->destroying = true;
     }
@@ -1113,10 +1098,10 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
         pv_log_error("domain %s: %s", started->name, error.message);
         char message[700];
         snprintf(message, sizeof(message), "%s", error.message);
-        free_waiter_list(&started->start_waiters, "internal", message);
+        runtime_free_waiter_list(&started->start_waiters, "internal", message);
         started->destroying = started->start_failed = true;
         if (started->pidfd >= 0)
-            kill_runtime(started, SIGKILL);
+            runtime_kill(started, SIGKILL);
         else
             kill(started->pid, SIGKILL);
     }
@@ -1135,7 +1120,7 @@ static void on_kill_timer(evutil_socket_t fd, short what, void *opaque)
 {
     struct runtime *runtime = opaque;
     pv_log_warning("domain %s: the VMM did not exit, sending SIGKILL", runtime->name);
-    kill_runtime(runtime, SIGKILL);
+    runtime_kill(runtime, SIGKILL);
 }
 
 static void on_quit_reply(struct domains *domains, const char *uuid,
@@ -1143,11 +1128,11 @@ static void on_quit_reply(struct domains *domains, const char *uuid,
 {
     struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (runtime && !runtime->stopping && reply->status < 0)
-        kill_runtime(runtime, SIGTERM);
+        runtime_kill(runtime, SIGTERM);
 }
 
-static struct runtime *running_runtime(struct domains *domains, const char *key,
-                                       domains_done_fn done, void *opaque)
+struct runtime *domains_running_runtime(struct domains *domains, const char *key,
+                                        domains_done_fn done, void *opaque)
 {
     struct store_domain row;
     if (domains_lookup(domains, key, &row, done, opaque) < 0)
@@ -1162,21 +1147,21 @@ static struct runtime *running_runtime(struct domains *domains, const char *key,
 struct console *domains_console(struct domains *domains, const char *key, domains_done_fn done,
                                 void *opaque)
 {
-    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    struct runtime *runtime = domains_running_runtime(domains, key, done, opaque);
     if (runtime && runtime->console == NULL)
         domains_reply_error(done, opaque, "operation-failed",
-                    "operation failed: the serial console of domain '%s' is not reachable "
-                    "(its VMM was started by an older plugvirtd)",
-                    runtime->name);
+                            "operation failed: the serial console of domain '%s' is not reachable "
+                            "(its VMM was started by an older plugvirtd)",
+                            runtime->name);
     return runtime ? runtime->console : NULL;
 }
 
 void domains_destroy(struct domains *domains, const char *key, domains_done_fn done, void *opaque)
 {
-    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    struct runtime *runtime = domains_running_runtime(domains, key, done, opaque);
     if (runtime == NULL)
         return;
-    if (add_waiter(&runtime->stop_waiters, runtime, done, opaque) < 0) {
+    if (runtime_add_waiter(&runtime->stop_waiters, runtime, done, opaque) < 0) {
         domains_reply_error(done, opaque, "internal", "out of memory");
         return;
     }
@@ -1186,7 +1171,7 @@ void domains_destroy(struct domains *domains, const char *key, domains_done_fn d
     if (runtime->qmp && runtime->qmp_ready)
         runtime_execute(runtime, "quit", NULL, 1000, on_quit_reply, NULL);
     else
-        kill_runtime(runtime, SIGTERM);
+        runtime_kill(runtime, SIGTERM);
     runtime->kill_timer = evtimer_new(domains->base, on_kill_timer, runtime);
     struct timeval delay = {DESTROY_KILL_DELAY_MS / 1000, (DESTROY_KILL_DELAY_MS % 1000) * 1000};
     if (runtime->kill_timer)
@@ -1222,10 +1207,11 @@ static void on_powerdown_reply(struct domains *domains, const char *uuid,
     struct shutdown_request *request = context;
     struct runtime *runtime = domains_find_runtime(domains, uuid);
     if (reply->status < 0 && !(runtime == NULL || runtime->stopping)) {
-        reply_qmp_failure(request->done, request->opaque, "system_powerdown", reply);
+        domains_reply_qmp_failure(request->done, request->opaque, "system_powerdown", reply);
     } else if (request->timeout_s < 0 || runtime == NULL || runtime->stopping) {
         domains_reply_ok(request->done, request->opaque, "{}");
-    } else if (add_waiter(&runtime->stop_waiters, runtime, request->done, request->opaque) < 0) {
+    } else if (runtime_add_waiter(&runtime->stop_waiters, runtime, request->done, request->opaque) <
+               0) {
         domains_reply_error(request->done, request->opaque, "internal", "out of memory");
     } else {
         struct waiter *waiter = runtime->stop_waiters;
@@ -1240,7 +1226,7 @@ static void on_powerdown_reply(struct domains *domains, const char *uuid,
 void domains_shutdown(struct domains *domains, const char *key, int timeout_s, domains_done_fn done,
                       void *opaque)
 {
-    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    struct runtime *runtime = domains_running_runtime(domains, key, done, opaque);
     if (runtime == NULL)
         return;
     struct shutdown_request *request = calloc(1, sizeof(*request));
@@ -1261,13 +1247,13 @@ static void on_simple_reply(struct domains *domains, const char *uuid,
 {
     struct simple_request *request = context;
     if (reply->status < 0) {
-        reply_qmp_failure(request->done, request->opaque, request->step, reply);
+        domains_reply_qmp_failure(request->done, request->opaque, request->step, reply);
     } else {
         struct runtime *runtime = domains_find_runtime(domains, uuid);
         if (runtime && strcmp(request->step, "stop") == 0)
-            set_runtime_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
+            runtime_set_state(runtime, STORE_DOMAIN_PAUSED, "suspended");
         else if (runtime && strcmp(request->step, "cont") == 0)
-            set_runtime_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
+            runtime_set_state(runtime, STORE_DOMAIN_RUNNING, "resumed");
         domains_reply_ok(request->done, request->opaque, "{}");
     }
     free(request);
@@ -1276,7 +1262,7 @@ static void on_simple_reply(struct domains *domains, const char *uuid,
 static void simple_command(struct domains *domains, const char *key, const char *command,
                            domains_done_fn done, void *opaque)
 {
-    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    struct runtime *runtime = domains_running_runtime(domains, key, done, opaque);
     if (runtime == NULL)
         return;
     struct simple_request *request = calloc(1, sizeof(*request));
@@ -1307,7 +1293,7 @@ void domains_resume(struct domains *domains, const char *key, domains_done_fn do
 
 /* ------------------------------------------------------------------- queries --- */
 
-static bool state_is_active(enum store_domain_state state)
+bool domains_state_is_active(enum store_domain_state state)
 {
     return state == STORE_DOMAIN_RUNNING || state == STORE_DOMAIN_PAUSED ||
            state == STORE_DOMAIN_SHUTDOWN;
@@ -1330,7 +1316,7 @@ void domains_list(struct domains *domains, bool all, domains_done_fn done, void 
         struct store_domain *row = &rows[i];
         struct runtime *runtime = domains_find_runtime(domains, row->uuid);
         enum store_domain_state state = runtime ? runtime->state : row->state;
-        if (!all && !state_is_active(state))
+        if (!all && !domains_state_is_active(state))
             continue;
         json_writer_begin_object(&writer);
         json_writer_key(&writer, "id");
@@ -1442,7 +1428,7 @@ void domains_state(struct domains *domains, const char *key, domains_done_fn don
         break;
     case STORE_DOMAIN_SHUTOFF:
     case STORE_DOMAIN_CRASHED:
-        reason = stop_reason(domains, row.uuid);
+        reason = domains_stop_reason(domains, row.uuid);
         break;
     }
     struct json_writer writer;
@@ -1540,7 +1526,7 @@ static void on_monitor_reply(struct domains *domains, const char *uuid,
 {
     struct simple_request *request = context;
     if (reply->status < 0) {
-        reply_qmp_failure(request->done, request->opaque, request->step, reply);
+        domains_reply_qmp_failure(request->done, request->opaque, request->step, reply);
         free(request);
         return;
     }
@@ -1573,7 +1559,7 @@ void domains_monitor_command(struct domains *domains, const char *key, const cha
         domains_reply_error(done, opaque, "invalid-argument", "missing parameter 'command'");
         return;
     }
-    struct runtime *runtime = running_runtime(domains, key, done, opaque);
+    struct runtime *runtime = domains_running_runtime(domains, key, done, opaque);
     if (runtime == NULL)
         return;
     struct simple_request *request = calloc(1, sizeof(*request));
@@ -1677,7 +1663,7 @@ static void reconcile_free(struct reconcile *reconcile)
     free(reconcile);
 }
 
-static void reconcile_free_all(struct domains *domains)
+void domains_reconcile_free_all(struct domains *domains)
 {
     while (domains->reconciles) {
         struct reconcile *reconcile = domains->reconciles;
@@ -2033,7 +2019,7 @@ static void on_reconcile_status(struct domains *domains, const char *uuid,
             json_parse(reply->return_json, strlen(reply->return_json), 65536, JSON_MAX_DEPTH, NULL);
         bool running = false;
         if (root && json_get_bool(root, "running", &running))
-            set_runtime_state(runtime, running ? STORE_DOMAIN_RUNNING : STORE_DOMAIN_PAUSED, NULL);
+            runtime_set_state(runtime, running ? STORE_DOMAIN_RUNNING : STORE_DOMAIN_PAUSED, NULL);
         if (root)
             yajl_tree_free(root);
     }
@@ -2055,7 +2041,7 @@ static void on_reconcile_status(struct domains *domains, const char *uuid,
     }
 }
 
-static void reconcile_after_restore(struct runtime *runtime)
+void domains_reconcile_after_restore(struct runtime *runtime)
 {
     domains_emit_event(runtime->domains, runtime->uuid, runtime->name, "lifecycle",
                        "reconnected: the VMM survived the daemon restart");
@@ -2077,7 +2063,7 @@ static void finish_jobs_of(struct domains *domains, const char *uuid)
 static void restore_one(struct domains *domains, struct store_domain *row)
 {
     struct pv_error error = {0};
-    uint64_t start_time = row->pid > 0 ? process_start_time(row->pid) : 0;
+    uint64_t start_time = row->pid > 0 ? runtime_process_start_time(row->pid) : 0;
     if (row->pid > 0 && start_time != 0 && start_time == row->pid_start_time) {
         struct runtime *runtime = runtime_new(domains, row->uuid, row->name);
         if (runtime == NULL)
@@ -2100,7 +2086,7 @@ static void restore_one(struct domains *domains, struct store_domain *row)
                 domain_assign_aliases(runtime->live, NULL);
         }
         char directory[PATH_MAX - 32];
-        domain_directory(domains, row->name, directory, sizeof(directory));
+        domains_directory(domains, row->name, directory, sizeof(directory));
         if (runtime->live &&
             (!(runtime->console = console_create(domains->base, row->name, directory, runtime->live,
                                                  true, &error)) ||
@@ -2113,7 +2099,7 @@ static void restore_one(struct domains *domains, struct store_domain *row)
         pv_log_info("domain %s: found its VMM (pid %d) still running", row->name, (int)row->pid);
         return;
     }
-    if (row->pid > 0 || state_is_active(row->state)) {
+    if (row->pid > 0 || domains_state_is_active(row->state)) {
         row->state = STORE_DOMAIN_SHUTOFF;
         row->pid = 0;
         row->pid_start_time = 0;
@@ -2123,7 +2109,7 @@ static void restore_one(struct domains *domains, struct store_domain *row)
             pv_log_error("domain %s: %s", row->name, error.message);
         store_device_delete_all(domains->store, row->uuid, NULL);
         finish_jobs_of(domains, row->uuid);
-        set_stop_reason(domains, row->uuid, "unknown");
+        domains_set_stop_reason(domains, row->uuid, "unknown");
         domains_emit_event(
             domains, row->uuid, row->name, "lifecycle",
             "stopped: the VMM is gone, exit status unknown (the daemon was restarted)");
