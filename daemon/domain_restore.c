@@ -1,6 +1,7 @@
 /* Daemon restart: VMMs a previous plugvirtd left running are found (pid + start time),
  * reconnected, their hotplug journal replayed and their devices reconciled; the others are
  * marked shut off; then autostart (see domains.h). */
+#include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ struct reconcile {
     char **used_nodes; /* root nodes of block backends attached to a device (query-block) */
     size_t used_count;
     char report[600];       /* what the journal recovery did, for the "reconciled" event */
+    size_t step;            /* index into reconcile_steps of the command in flight */
     struct reconcile *next; /* in domains->reconciles while the recovery runs */
 };
 
@@ -220,21 +222,16 @@ static void on_reconcile_blockdev_del(struct domains *domains, const char *uuid,
     free(node);
 }
 
-static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
-                                     const struct qmp_connection_reply *reply, void *context)
+/* query-named-block-nodes: our disks' nodes that no device uses and nobody accounts for are
+ * released (blockdev-del, not waited for); other nodes are only reported. */
+static int reconcile_block_nodes(struct reconcile *reconcile, struct runtime *runtime,
+                                 yajl_val root)
 {
-    struct reconcile *reconcile = context;
-    struct runtime *runtime;
-    yajl_val root = reconcile_reply(reconcile, reply, "query-named-block-nodes", &runtime);
-    if (root == NULL)
-        return;
+    struct domains *domains = reconcile->domains;
     struct store_device *devices = NULL;
     size_t device_count = 0;
-    if (store_device_list(domains->store, uuid, &devices, &device_count, NULL) < 0) {
-        yajl_tree_free(root);
-        reconcile_end(reconcile);
-        return;
-    }
+    if (store_device_list(domains->store, runtime->uuid, &devices, &device_count, NULL) < 0)
+        return -EIO;
     char **orphans = NULL;
     size_t orphan_count = 0;
     /* Two passes: every format node before any storage node (a format node holds its
@@ -267,7 +264,6 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
         }
     }
     store_device_list_free(devices, device_count);
-    yajl_tree_free(root);
     for (size_t i = 0; i < orphan_count; i++) {
         pv_log_info("domain %s: block node %s has no device any more: blockdev-del", runtime->name,
                     orphans[i]);
@@ -284,17 +280,14 @@ static void on_reconcile_block_nodes(struct domains *domains, const char *uuid,
         orphans[i] = NULL;
     }
     free(orphans);
-    reconcile_end(reconcile);
+    return 0;
 }
 
-static void on_reconcile_query_block(struct domains *domains, const char *uuid,
-                                     const struct qmp_connection_reply *reply, void *context)
+/* query-block: which root nodes devices use (for the next step); block devices no
+ * definition knows, and disks without a backend, are reported. */
+static int reconcile_query_block(struct reconcile *reconcile, struct runtime *runtime,
+                                 yajl_val root)
 {
-    struct reconcile *reconcile = context;
-    struct runtime *runtime;
-    yajl_val root = reconcile_reply(reconcile, reply, "query-block", &runtime);
-    if (root == NULL)
-        return;
     char **backend_devices = NULL;
     size_t backend_count = 0;
     for (size_t i = 0; i < YAJL_GET_ARRAY(root)->len; i++) {
@@ -313,7 +306,6 @@ static void on_reconcile_query_block(struct domains *domains, const char *uuid,
                            "definition knows; left alone",
                            runtime->name, id, node ? node : "none");
     }
-    yajl_tree_free(root);
     for (size_t i = 0; i < runtime->live->disk_count; i++) {
         const struct domain_disk *disk = &runtime->live->disks[i];
         if (disk->alias && !string_list_has(backend_devices, backend_count, disk->alias))
@@ -321,24 +313,17 @@ static void on_reconcile_query_block(struct domains *domains, const char *uuid,
                            disk->target_dev ? disk->target_dev : "?", disk->alias);
     }
     string_list_free(backend_devices, backend_count);
-    runtime_execute(runtime, "query-named-block-nodes", "{\"flat\": true}", 0,
-                    on_reconcile_block_nodes, reconcile);
+    return 0;
 }
 
 /* query-pci: disks the live definition has but the VMM lost (a detach finished while the
  * daemon was down) leave the live definition and the store; disks the VMM has that the
  * definition lacks are taken from the store's device table when it knows them, else only
  * reported. */
-static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
-                                   const struct qmp_connection_reply *reply, void *context)
+static int reconcile_query_pci(struct reconcile *reconcile, struct runtime *runtime, yajl_val root)
 {
-    struct reconcile *reconcile = context;
-    struct runtime *runtime;
-    yajl_val root = reconcile_reply(reconcile, reply, "query-pci", &runtime);
-    if (root == NULL)
-        return;
+    struct domains *domains = reconcile->domains;
     collect_qdev_ids(root, &reconcile->device_ids, &reconcile->device_count);
-    yajl_tree_free(root);
     char **ids = reconcile->device_ids;
     size_t count = reconcile->device_count;
     bool changed = false;
@@ -392,17 +377,65 @@ static void on_reconcile_query_pci(struct domains *domains, const char *uuid,
         if (domains_save(domains, runtime, NULL, &error) < 0)
             pv_log_error("domain %s: %s", runtime->name, error.message);
     }
-    runtime_execute(runtime, "query-block", NULL, 0, on_reconcile_query_block, reconcile);
+    return 0;
+}
+
+/* The device reconciliation, in order: each command's reply (a JSON array) goes to its
+ * handler, which may use what the steps before it collected in the reconcile. A failed
+ * command, a reply that is not an array, a handler returning < 0 or the domain going away
+ * ends the reconciliation there; it also ends after the last step. query-status and the
+ * journal replay run before it (on_reconcile_status): neither ends it when it fails. */
+struct reconcile_step {
+    const char *command;
+    const char *arguments; /* JSON object text, or NULL */
+    int (*handler)(struct reconcile *reconcile, struct runtime *runtime, yajl_val reply);
+};
+
+static const struct reconcile_step reconcile_steps[] = {
+    {"query-pci", NULL, reconcile_query_pci},
+    {"query-block", NULL, reconcile_query_block},
+    {"query-named-block-nodes", "{\"flat\": true}", reconcile_block_nodes},
+};
+
+static void on_reconcile_step(struct domains *domains, const char *uuid,
+                              const struct qmp_connection_reply *reply, void *context);
+
+/* Runs the reconcile's current step, or ends the reconciliation past the last one. */
+static void reconcile_run_step(struct reconcile *reconcile)
+{
+    struct runtime *runtime = reconcile_runtime(reconcile, NULL, NULL);
+    if (runtime == NULL ||
+        reconcile->step >= sizeof(reconcile_steps) / sizeof(reconcile_steps[0])) {
+        reconcile_end(reconcile);
+        return;
+    }
+    const struct reconcile_step *step = &reconcile_steps[reconcile->step];
+    runtime_execute(runtime, step->command, step->arguments, 0, on_reconcile_step, reconcile);
+}
+
+static void on_reconcile_step(struct domains *domains, const char *uuid,
+                              const struct qmp_connection_reply *reply, void *context)
+{
+    struct reconcile *reconcile = context;
+    const struct reconcile_step *step = &reconcile_steps[reconcile->step];
+    struct runtime *runtime;
+    yajl_val root = reconcile_reply(reconcile, reply, step->command, &runtime);
+    if (root == NULL)
+        return; /* reconcile_reply ended it */
+    int rc = step->handler(reconcile, runtime, root);
+    yajl_tree_free(root);
+    if (rc < 0) {
+        reconcile_end(reconcile);
+        return;
+    }
+    reconcile->step++;
+    reconcile_run_step(reconcile);
 }
 
 static void reconcile_devices(struct reconcile *reconcile)
 {
-    struct runtime *runtime = reconcile_runtime(reconcile, NULL, NULL);
-    if (runtime == NULL) {
-        reconcile_end(reconcile);
-        return;
-    }
-    runtime_execute(runtime, "query-pci", NULL, 0, on_reconcile_query_pci, reconcile);
+    reconcile->step = 0;
+    reconcile_run_step(reconcile);
 }
 
 /* The journal was replayed: what is left is compared with the VMM's devices. */
