@@ -173,8 +173,7 @@ char *vmm_argv_serial_chardev(const char *serial_socket, const char *serial_log)
     char *log = serial_log ? escape_commas(serial_log) : NULL;
     char *text = NULL;
     if (path && (log || !serial_log) &&
-        asprintf(&text,
-                 "socket,id=" VMM_ARGV_SERIAL_CHARDEV_ID ",path=%s,server=on,wait=off%s%s%s",
+        asprintf(&text, "socket,id=" VMM_ARGV_SERIAL_CHARDEV_ID ",path=%s,server=on,wait=off%s%s%s",
                  path, log ? ",logfile=" : "", log ? log : "", log ? ",logappend=on" : "") < 0)
         text = NULL;
     free(path);
