@@ -1,5 +1,6 @@
 /* Runtime domains: the lifecycle of every defined domain, VMM supervision, restart
- * reconciliation, device allocation and virsh's --live/--config semantics, event fan-out.
+ * reconciliation, virsh's --live/--config semantics for devices, event fan-out (the files
+ * behind this interface: daemon/README).
  *
  * Every operation completes through a `domains_done_fn` that runs exactly once, either
  * before the call returns (most queries) or later on the event loop (start, destroy, attach,
