@@ -118,12 +118,16 @@ static void on_vmm_event(struct bufferevent *buffer, short what, void *opaque)
 
 /* --------------------------------------------------------------- input for the guest --- */
 
-/* Moves a peer's input to the guest (dropped while the VMM is not connected). */
+/* Moves a peer's input to the guest. Until the VMM's serial socket is connected (a console
+ * opened right after a daemon restart), it waits in the peer's buffer, bounded like the
+ * rest, and goes out on connection (console_connect_vmm). */
 static void forward_to_guest(struct console *console, struct bufferevent *from)
 {
     struct evbuffer *input = bufferevent_get_input(from);
     if (console->vmm == NULL) {
-        evbuffer_drain(input, evbuffer_get_length(input));
+        size_t length = evbuffer_get_length(input);
+        if (length > CONSOLE_MAX_PENDING)
+            evbuffer_drain(input, length - CONSOLE_MAX_PENDING);
         return;
     }
     struct evbuffer *output = bufferevent_get_output(console->vmm);
@@ -401,6 +405,11 @@ int console_connect_vmm(struct console *console, struct pv_error *error)
         free_peer(&console->vmm);
         return pv_error_set(error, -EIO, "cannot watch the VMM's serial port");
     }
+    /* what was typed while the serial port was not connected yet */
+    if (console->user)
+        forward_to_guest(console, console->user);
+    if (console->session)
+        forward_to_guest(console, console->session);
     return 0;
 }
 

@@ -135,14 +135,14 @@ ReportHook(PRE_ALL)(struct criterion_test_set *tests)
     fflush(stderr);
 }
 
-static long long now_ms(void)
+long long daemon_now_ms(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int milliseconds)
+void daemon_sleep_ms(int milliseconds)
 {
     struct timespec delay = {milliseconds / 1000, (milliseconds % 1000) * 1000000L};
     nanosleep(&delay, NULL);
@@ -210,8 +210,8 @@ int daemon_start(struct daemon_process *daemon)
         _exit(127);
     }
     daemon->pid = pid;
-    long long deadline = now_ms() + 10000;
-    while (now_ms() < deadline) {
+    long long deadline = daemon_now_ms() + 10000;
+    while (daemon_now_ms() < deadline) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             daemon->pid = 0;
@@ -227,7 +227,7 @@ int daemon_start(struct daemon_process *daemon)
             api_client_close(daemon->client);
             daemon->client = NULL;
         }
-        sleep_ms(20);
+        daemon_sleep_ms(20);
     }
     return -ETIMEDOUT;
 }
@@ -242,8 +242,8 @@ int daemon_kill(struct daemon_process *daemon, int signal_number, int *exit_stat
         return -ESRCH;
     kill(daemon->pid, signal_number);
     int status = 0;
-    long long deadline = now_ms() + 10000;
-    while (now_ms() < deadline) {
+    long long deadline = daemon_now_ms() + 10000;
+    while (daemon_now_ms() < deadline) {
         pid_t reaped = waitpid(daemon->pid, &status, WNOHANG);
         if (reaped == daemon->pid) {
             daemon->pid = 0;
@@ -251,7 +251,7 @@ int daemon_kill(struct daemon_process *daemon, int signal_number, int *exit_stat
                 *exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
             return 0;
         }
-        sleep_ms(10);
+        daemon_sleep_ms(10);
     }
     return -ETIMEDOUT;
 }
@@ -416,7 +416,7 @@ int daemon_wait_serial_line(struct daemon_process *daemon, const char *name, con
     char path[600];
     snprintf(path, sizeof(path), "%s/domains/%s/serial.log", daemon->run_dir, name);
     size_t prefix_length = strlen(prefix);
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = daemon_now_ms() + timeout_ms;
     char *text = NULL;
     size_t text_size = 0;
     do {
@@ -440,8 +440,8 @@ int daemon_wait_serial_line(struct daemon_process *daemon, const char *name, con
             }
             fclose(file);
         }
-        sleep_ms(20);
-    } while (now_ms() < deadline);
+        daemon_sleep_ms(20);
+    } while (daemon_now_ms() < deadline);
     free(text);
     return -ETIMEDOUT;
 }
@@ -457,7 +457,7 @@ int daemon_wait_state(struct daemon_process *daemon, const char *domain, const c
 {
     char params[300];
     snprintf(params, sizeof(params), "{\"domain\": \"%s\"}", domain);
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = daemon_now_ms() + timeout_ms;
     do {
         struct api_reply reply;
         if (daemon_call(daemon, "domain.state", params, &reply) == 0 && reply.result) {
@@ -469,8 +469,8 @@ int daemon_wait_state(struct daemon_process *daemon, const char *domain, const c
         } else {
             api_reply_free(&reply);
         }
-        sleep_ms(20);
-    } while (now_ms() < deadline);
+        daemon_sleep_ms(20);
+    } while (daemon_now_ms() < deadline);
     return -ETIMEDOUT;
 }
 
@@ -479,7 +479,7 @@ int daemon_wait_state(struct daemon_process *daemon, const char *domain, const c
 /* Next line (without the newline) into `line`; 0, -ETIMEDOUT or -EIO. */
 static int qmp_read_line(struct daemon_qmp *qmp, char *line, size_t size, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = daemon_now_ms() + timeout_ms;
     for (;;) {
         char *end = memchr(qmp->buffer, '\n', qmp->length);
         if (end) {
@@ -489,7 +489,7 @@ static int qmp_read_line(struct daemon_qmp *qmp, char *line, size_t size, int ti
             qmp->length -= length + 1;
             return 0;
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - daemon_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd poll_fd = {.fd = qmp->fd, .events = POLLIN};
@@ -527,9 +527,9 @@ int daemon_qmp_execute(struct daemon_qmp *qmp, const char *command_json, char *r
     size_t length = strlen(command_json);
     if (write(qmp->fd, command_json, length) != (ssize_t)length || write(qmp->fd, "\n", 1) != 1)
         return -EIO;
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = daemon_now_ms() + timeout_ms;
     for (;;) {
-        int rc = qmp_read_line(qmp, reply, size, (int)(deadline - now_ms()));
+        int rc = qmp_read_line(qmp, reply, size, (int)(deadline - daemon_now_ms()));
         if (rc < 0)
             return rc;
         if (!qmp_note_event(qmp, reply))
@@ -541,9 +541,9 @@ int daemon_qmp_wait_event(struct daemon_qmp *qmp, const char *name, int timeout_
 {
     char wanted[128], line[8192];
     snprintf(wanted, sizeof(wanted), "%s\n", name);
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = daemon_now_ms() + timeout_ms;
     while (strstr(qmp->events, wanted) == NULL) {
-        int rc = qmp_read_line(qmp, line, sizeof(line), (int)(deadline - now_ms()));
+        int rc = qmp_read_line(qmp, line, sizeof(line), (int)(deadline - daemon_now_ms()));
         if (rc < 0)
             return rc;
         qmp_note_event(qmp, line);
@@ -587,4 +587,30 @@ void daemon_qmp_close(struct daemon_qmp *qmp)
     if (qmp->fd >= 0)
         close(qmp->fd);
     qmp->fd = -1;
+}
+
+char *daemon_xml_params(const char *domain, const char *xml, const char *extra)
+{
+    char *quoted = daemon_json_string(xml);
+    char *params = NULL;
+    int rc = domain ? asprintf(&params, "{\"domain\": \"%s\", \"xml\": %s%s%s}", domain, quoted,
+                               extra ? ", " : "", extra ? extra : "")
+                    : asprintf(&params, "{\"xml\": %s}", quoted);
+    free(quoted);
+    cr_assert_geq(rc, 0, "out of memory");
+    return params;
+}
+
+char *daemon_disk_xml(const char *source, const char *target, const char *extra)
+{
+    char *xml = NULL;
+    cr_assert_geq(asprintf(&xml,
+                           "<disk type='file' device='disk'>\n"
+                           "  <driver name='qemu' type='raw'/>\n"
+                           "  <source file='%s'/>\n"
+                           "  <target dev='%s' bus='virtio'/>\n%s"
+                           "</disk>\n",
+                           source, target, extra ? extra : ""),
+                  0);
+    return xml;
 }

@@ -82,6 +82,13 @@ struct daemon_domain_options {
 };
 char *daemon_domain_xml_options(const char *name, const char *uuid, const char *cmdline,
                                 const char *disks_xml, const struct daemon_domain_options *options);
+/* CLOCK_MONOTONIC in milliseconds, and a plain pause (for polling loops with a deadline). */
+long long daemon_now_ms(void);
+void daemon_sleep_ms(int milliseconds);
+/* {"domain": DOMAIN, "xml": XML[, EXTRA]} (without "domain" when DOMAIN is NULL); malloc'd. */
+char *daemon_xml_params(const char *domain, const char *xml, const char *extra);
+/* A raw virtio <disk> on `source` as `target`, EXTRA elements inside; malloc'd. */
+char *daemon_disk_xml(const char *source, const char *target, const char *extra);
 /* A JSON string literal of `text` (quoted, escaped); malloc'd. */
 char *daemon_json_string(const char *text);
 

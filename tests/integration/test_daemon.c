@@ -57,45 +57,17 @@ static bool process_alive(pid_t pid)
 }
 
 /* {"xml": "<escaped xml>"} plus an optional extra member text. */
-static char *xml_params(const char *domain, const char *xml, const char *extra)
-{
-    char *quoted = daemon_json_string(xml);
-    char *params = NULL;
-    if (domain)
-        cr_assert_geq(asprintf(&params, "{\"domain\": \"%s\", \"xml\": %s%s%s}", domain, quoted,
-                               extra ? ", " : "", extra ? extra : ""),
-                      0);
-    else
-        cr_assert_geq(asprintf(&params, "{\"xml\": %s}", quoted), 0);
-    free(quoted);
-    return params;
-}
-
 static void define_domain(const char *name, const char *uuid, const char *cmdline,
                           const char *disks_xml)
 {
     char *xml = daemon_domain_xml(name, uuid, cmdline, disks_xml);
-    char *params = xml_params(NULL, xml, NULL);
+    char *params = daemon_xml_params(NULL, xml, NULL);
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.define", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "name"), name);
     api_reply_free(&reply);
     free(params);
     free(xml);
-}
-
-static char *disk_xml(const char *source, const char *target)
-{
-    char *xml = NULL;
-    cr_assert_geq(asprintf(&xml,
-                           "<disk type='file' device='disk'>\n"
-                           "  <driver name='qemu' type='raw'/>\n"
-                           "  <source file='%s'/>\n"
-                           "  <target dev='%s' bus='virtio'/>\n"
-                           "</disk>\n",
-                           source, target),
-                  0);
-    return xml;
 }
 
 static void call_simple(const char *method, const char *domain)
@@ -173,7 +145,7 @@ Test(daemon, ping_and_version)
 Test(daemon, define_start_list_dumpxml_destroy_undefine)
 {
     const char *image = daemon_make_image(daemon_p, "root.img", 16);
-    char *disk = disk_xml(image, "vda");
+    char *disk = daemon_disk_xml(image, "vda", NULL);
     define_domain("life", NULL, NULL, disk);
     free(disk);
 
@@ -247,15 +219,15 @@ Test(daemon, shutdown_through_acpi_waits_for_the_vmm)
 Test(daemon, malformed_xml_and_schema_errors_name_the_line)
 {
     char *params =
-        xml_params(NULL, "<domain type='kvm'>\n  <name>x</name>\n  <oops>\n</domain>", NULL);
+        daemon_xml_params(NULL, "<domain type='kvm'>\n  <name>x</name>\n  <oops>\n</domain>", NULL);
     expect_error("domain.define", params, "invalid-xml", "line");
     free(params);
     /* Well-formed, but <vcpu> must be a number: a schema error. */
-    params = xml_params(NULL,
-                        "<domain type='kvm'>\n  <name>bad</name>\n"
-                        "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
-                        "  <os><type>hvm</type></os>\n</domain>\n",
-                        NULL);
+    params = daemon_xml_params(NULL,
+                               "<domain type='kvm'>\n  <name>bad</name>\n"
+                               "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
+                               "  <os><type>hvm</type></os>\n</domain>\n",
+                               NULL);
     expect_error("domain.define", params, "invalid-xml", "line");
     free(params);
     expect_error("domain.define", "{}", "invalid-xml", NULL);
@@ -271,12 +243,12 @@ Test(daemon, duplicate_names_and_uuids_are_refused)
     /* Same name and uuid: an update (libvirt's redefinition). */
     define_domain("dup", "6c1f3e0a-1111-4222-8333-944455556666", "console=ttyS0 x=1", NULL);
     char *xml = daemon_domain_xml("dup", "6c1f3e0a-1111-4222-8333-944455550000", NULL, NULL);
-    char *params = xml_params(NULL, xml, NULL);
+    char *params = daemon_xml_params(NULL, xml, NULL);
     expect_error("domain.define", params, "domain-exists", "dup");
     free(params);
     free(xml);
     xml = daemon_domain_xml("other", "6c1f3e0a-1111-4222-8333-944455556666", NULL, NULL);
-    params = xml_params(NULL, xml, NULL);
+    params = daemon_xml_params(NULL, xml, NULL);
     expect_error("domain.define", params, "domain-exists", "dup");
     free(params);
     free(xml);
@@ -407,8 +379,8 @@ Test(daemon, attach_and_detach_disk_live_and_config)
     define_domain("hot", NULL, NULL, NULL);
     start_and_wait_ready("hot");
     const char *image = daemon_make_image(daemon_p, "data.img", 32);
-    char *disk = disk_xml(image, "vdb");
-    char *params = xml_params("hot", disk, "\"flags\": [\"live\", \"config\"]");
+    char *disk = daemon_disk_xml(image, "vdb", NULL);
+    char *params = daemon_xml_params("hot", disk, "\"flags\": [\"live\", \"config\"]");
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "target"), "vdb");
@@ -426,7 +398,7 @@ Test(daemon, attach_and_detach_disk_live_and_config)
     expect_error("domain.attach_device", params, "preflight-failed", "vdb");
     free(params);
 
-    params = xml_params("hot", disk, "\"flags\": [\"live\", \"config\"]");
+    params = daemon_xml_params("hot", disk, "\"flags\": [\"live\", \"config\"]");
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "status"), "detached");
     api_reply_free(&reply);
@@ -446,13 +418,13 @@ Test(daemon, attach_flags_and_preflight)
 {
     define_domain("flags", NULL, NULL, NULL);
     const char *image = daemon_make_image(daemon_p, "cfg.img", 8);
-    char *disk = disk_xml(image, "vdc");
+    char *disk = daemon_disk_xml(image, "vdc", NULL);
     /* --live on a stopped domain. */
-    char *params = xml_params("flags", disk, "\"flags\": [\"live\"]");
+    char *params = daemon_xml_params("flags", disk, "\"flags\": [\"live\"]");
     expect_error("domain.attach_device", params, "not-running", "not running");
     free(params);
     /* current = config when stopped. */
-    params = xml_params("flags", disk, "\"flags\": []");
+    params = daemon_xml_params("flags", disk, "\"flags\": []");
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
@@ -462,8 +434,8 @@ Test(daemon, attach_flags_and_preflight)
     cr_assert_eq(YAJL_GET_ARRAY(reply.result)->len, 1);
     api_reply_free(&reply);
     /* Missing source file: preflight. */
-    char *missing = disk_xml("/nonexistent/plugvirt.img", "vdd");
-    params = xml_params("flags", missing, "\"flags\": [\"config\"]");
+    char *missing = daemon_disk_xml("/nonexistent/plugvirt.img", "vdd", NULL);
+    params = daemon_xml_params("flags", missing, "\"flags\": [\"config\"]");
     expect_error("domain.attach_device", params, "preflight-failed", "/nonexistent");
     free(params);
     free(missing);
@@ -471,8 +443,8 @@ Test(daemon, attach_flags_and_preflight)
     start_and_wait_ready("flags");
     wait_disk_added("flags", "00:03.0", 1000, NULL);
     const char *second = daemon_make_image(daemon_p, "live.img", 8);
-    char *live_disk = disk_xml(second, "vde");
-    params = xml_params("flags", live_disk, NULL); /* current = live when running */
+    char *live_disk = daemon_disk_xml(second, "vde", NULL);
+    params = daemon_xml_params("flags", live_disk, NULL); /* current = live when running */
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "address"), "0000:00:04.0");
     api_reply_free(&reply);
@@ -491,13 +463,13 @@ Test(daemon, detach_timeout_reports_pending_not_detached)
     define_domain("stubborn", NULL, "console=ttyS0 probe.unplug=ignore", NULL);
     start_and_wait_ready("stubborn");
     const char *image = daemon_make_image(daemon_p, "stuck.img", 8);
-    char *disk = disk_xml(image, "vdb");
-    char *params = xml_params("stubborn", disk, NULL);
+    char *disk = daemon_disk_xml(image, "vdb", NULL);
+    char *params = daemon_xml_params("stubborn", disk, NULL);
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
-    params = xml_params("stubborn", disk, "\"timeout\": 1");
+    params = daemon_xml_params("stubborn", disk, "\"timeout\": 1");
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
     cr_assert(strstr(json_get_string(reply.result, "message"), "has not released vdb") != NULL);
@@ -514,19 +486,12 @@ Test(daemon, detach_timeout_reports_pending_not_detached)
 /* ------------------------------------------------------------------ helpers for the tests
  * below: monitor queries, the store as the daemon left it, parallel requests. */
 
-static long long monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* Defines a domain and returns its uuid in `uuid` (37 bytes). */
 static void define_domain_with(const char *name, const char *cmdline, const char *disks_xml,
                                const struct daemon_domain_options *options, char *uuid)
 {
     char *xml = daemon_domain_xml_options(name, NULL, cmdline, disks_xml, options);
-    char *params = xml_params(NULL, xml, NULL);
+    char *params = daemon_xml_params(NULL, xml, NULL);
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.define", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "name"), name);
@@ -712,7 +677,7 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
     cr_assert_eq(daemon_wait_state(daemon_p, "stock", "paused", 5000), 0);
     const char *image = daemon_make_image(daemon_p, "qemu.img", 16);
     char *disk = disk_xml_with_serial(image, "vdb", "qemu-vdb");
-    char *params = xml_params("stock", disk, "\"flags\": [\"live\"]");
+    char *params = daemon_xml_params("stock", disk, "\"flags\": [\"live\"]");
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "device"), "virtio-disk1");
@@ -723,13 +688,13 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
     cr_assert(monitor_reply_has("stock", "query-named-block-nodes", "virtio-disk1-format"));
     cr_assert(monitor_reply_has("stock", "query-pci", "virtio-disk1"));
 
-    params = xml_params("stock", disk, "\"flags\": [\"live\"], \"timeout\": 1");
-    long long started = monotonic_ms();
+    params = daemon_xml_params("stock", disk, "\"flags\": [\"live\"], \"timeout\": 1");
+    long long started = daemon_now_ms();
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
     cr_assert(strstr(json_get_string(reply.result, "message"), "has not released vdb"));
     api_reply_free(&reply);
-    cr_assert_lt(monotonic_ms() - started, 5000, "the detach timeout was not honoured");
+    cr_assert_lt(daemon_now_ms() - started, 5000, "the detach timeout was not honoured");
     free(params);
 
     /* Consistent: still in the live definition and the store (detaching), still in QEMU. */
@@ -743,7 +708,7 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
     cr_assert_eq(state, STORE_DEVICE_DETACHING);
     cr_assert(monitor_reply_has("stock", "query-pci", "virtio-disk1"));
     /* A second detach does not resend device_del; it waits again and stays pending. */
-    params = xml_params("stock", disk, "\"flags\": [\"live\"], \"timeout\": 0.2");
+    params = daemon_xml_params("stock", disk, "\"flags\": [\"live\"], \"timeout\": 0.2");
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
     api_reply_free(&reply);
@@ -775,8 +740,8 @@ Test(daemon, sigkill_between_blockdev_add_and_device_add_is_rolled_back)
     start_and_wait_ready("window");
     pid_t vmm = daemon_vmm_pid(daemon_p, "window");
     const char *image = daemon_make_image(daemon_p, "window.img", 8);
-    char *disk = disk_xml(image, "vdb");
-    char *params = xml_params("window", disk, "\"flags\": [\"live\", \"config\"]");
+    char *disk = daemon_disk_xml(image, "vdb", NULL);
+    char *params = daemon_xml_params("window", disk, "\"flags\": [\"live\", \"config\"]");
     /* Not daemon_call: its error log would fail the run although the failure is expected. */
     struct api_reply reply = {0};
     int rc = api_client_call(daemon_p->client, "domain.attach_device", params, 10000, &reply, NULL);
@@ -796,13 +761,13 @@ Test(daemon, sigkill_between_blockdev_add_and_device_add_is_rolled_back)
 
     cr_assert_eq(daemon_start(daemon_p), 0);
     cr_assert_eq(daemon_wait_state(daemon_p, "window", "running", 5000), 0);
-    long long deadline = monotonic_ms() + 10000;
+    long long deadline = daemon_now_ms() + 10000;
     do {
         store_counts(uuid, &devices, &jobs, NULL);
         if (jobs == 0)
             break;
         usleep(20000);
-    } while (monotonic_ms() < deadline);
+    } while (daemon_now_ms() < deadline);
     cr_assert_eq(jobs, 0, "the interrupted job was not finished");
     cr_assert_eq(devices, 0, "a half-attached device stayed in the store");
     cr_assert_not(monitor_reply_has("window", "query-named-block-nodes", "virtio-disk1-format"));
@@ -895,7 +860,7 @@ Test(daemon, twenty_domains_hotplug_in_parallel_without_cross_talk, .timeout = 1
         free(params[i]);
         cr_assert_eq(daemon_wait_serial(daemon_p, names[i], "PROBE READY", 30000), 0,
                      "%s did not boot", names[i]);
-        params[i] = xml_params(names[i], disks[i], "\"flags\": [\"live\"]");
+        params[i] = daemon_xml_params(names[i], disks[i], "\"flags\": [\"live\"]");
     }
 
     call_parallel(clients, PARALLEL_DOMAINS, "domain.attach_device", params, replies);
@@ -954,15 +919,15 @@ Test(daemon, late_eject_finishes_a_pending_detach)
         0);
     api_reply_free(&reply);
     const char *image = daemon_make_image(daemon_p, "late.img", 8);
-    char *disk = disk_xml(image, "vdb");
-    char *params = xml_params("late", disk, NULL);
+    char *disk = daemon_disk_xml(image, "vdb", NULL);
+    char *params = daemon_xml_params("late", disk, NULL);
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
     wait_disk_added("late", "00:03.0", 5000, NULL);
 
-    params = xml_params("late", disk, "\"timeout\": 1");
-    long long requested = monotonic_ms();
+    params = daemon_xml_params("late", disk, "\"timeout\": 1");
+    long long requested = daemon_now_ms();
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
     api_reply_free(&reply);
@@ -972,7 +937,7 @@ Test(daemon, late_eject_finishes_a_pending_detach)
 
     /* The guest ejects ~3 s after the request; the daemon then finishes on its own. */
     bool removed = false;
-    while (!removed && monotonic_ms() - requested < 15000) {
+    while (!removed && daemon_now_ms() - requested < 15000) {
         yajl_val event = NULL;
         if (api_client_read_event(events, 1000, &event, NULL) < 0)
             continue;
@@ -982,7 +947,7 @@ Test(daemon, late_eject_finishes_a_pending_detach)
         yajl_tree_free(event);
     }
     cr_assert(removed, "no device-removed event after the late eject");
-    cr_assert_geq(monotonic_ms() - requested, 2500, "removed before the guest's delay");
+    cr_assert_geq(daemon_now_ms() - requested, 2500, "removed before the guest's delay");
     api_client_close(events);
     cr_assert_eq(daemon_wait_serial(daemon_p, "late", "PROBE PCI EJECT 00:03.0", 1000), 0);
     cr_assert_eq(blklist_length("late", false), 0);
@@ -1006,8 +971,8 @@ Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
     define_domain("busy", NULL, "console=ttyS0 probe.unplug=ignore", NULL);
     start_and_wait_ready("busy");
     const char *image = daemon_make_image(daemon_p, "busy.img", 8);
-    char *disk = disk_xml(image, "vdb");
-    char *params = xml_params("busy", disk, NULL);
+    char *disk = daemon_disk_xml(image, "vdb", NULL);
+    char *params = daemon_xml_params("busy", disk, NULL);
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
@@ -1016,18 +981,18 @@ Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
     /* A detach that waits long for a guest that never releases the disk holds the domain. */
     struct api_client *holder = api_client_connect(daemon_p->socket_path, NULL);
     cr_assert_not_null(holder);
-    params = xml_params("busy", disk, "\"timeout\": 20");
+    params = daemon_xml_params("busy", disk, "\"timeout\": 20");
     cr_assert_eq(api_client_send(holder, "domain.detach_device", params, NULL, NULL), 0);
     free(params);
     free(disk);
     cr_assert_eq(daemon_wait_serial(daemon_p, "busy", "PROBE PCI UNPLUG-IGNORED 00:03.0", 5000), 0);
 
     const char *second = daemon_make_image(daemon_p, "second.img", 8);
-    disk = disk_xml(second, "vdc");
-    params = xml_params("busy", disk, NULL);
-    long long started = monotonic_ms();
+    disk = daemon_disk_xml(second, "vdc", NULL);
+    params = daemon_xml_params("busy", disk, NULL);
+    long long started = daemon_now_ms();
     expect_error("domain.attach_device", params, "busy", "detach-disk vdb");
-    long long waited = monotonic_ms() - started;
+    long long waited = daemon_now_ms() - started;
     cr_assert_geq(waited, 400, "did not wait in the queue (%lld ms)", waited);
     cr_assert_lt(waited, 5000, "job_wait_timeout_ms not honoured (%lld ms)", waited);
     cr_assert(daemon_log_contains("domain is busy with detach-disk vdb"),
@@ -1103,8 +1068,8 @@ Test(daemon, reboot_boots_the_guest_again_and_keeps_it_running)
     pid_t vmm = daemon_vmm_pid(daemon_p, "again");
     cr_assert_eq(serial_lines("again", "PROBE READY"), 1);
     call_simple("domain.reboot", "again");
-    long long deadline = monotonic_ms() + 20000;
-    while (serial_lines("again", "PROBE READY") < 2 && monotonic_ms() < deadline)
+    long long deadline = daemon_now_ms() + 20000;
+    while (serial_lines("again", "PROBE READY") < 2 && daemon_now_ms() < deadline)
         usleep(20000);
     cr_assert_eq(serial_lines("again", "PROBE READY"), 2, "the guest did not boot again");
     struct api_reply reply;
@@ -1147,14 +1112,14 @@ static void qmp_ok(struct daemon_qmp *qmp, const char *command)
 Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
 {
     const char *root_image = daemon_make_image(daemon_p, "recon-root.img", 8);
-    char *root_disk = disk_xml(root_image, "vda");
+    char *root_disk = daemon_disk_xml(root_image, "vda", NULL);
     char uuid[37];
     define_domain_with("recon", NULL, root_disk, NULL, uuid);
     free(root_disk);
     start_and_wait_ready("recon");
     const char *image = daemon_make_image(daemon_p, "recon.img", 8);
-    char *disk = disk_xml(image, "vdb");
-    char *params = xml_params("recon", disk, "\"flags\": [\"live\"]");
+    char *disk = daemon_disk_xml(image, "vdb", NULL);
+    char *params = daemon_xml_params("recon", disk, "\"flags\": [\"live\"]");
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "device"), "virtio-disk1");
@@ -1194,8 +1159,8 @@ Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
     cr_assert_eq(daemon_start(daemon_p), 0);
     cr_assert_eq(daemon_wait_state(daemon_p, "recon", "running", 5000), 0);
     cr_assert_eq(daemon_vmm_pid(daemon_p, "recon"), vmm);
-    long long deadline = monotonic_ms() + 10000;
-    while (monotonic_ms() < deadline &&
+    long long deadline = daemon_now_ms() + 10000;
+    while (daemon_now_ms() < deadline &&
            (blklist_length("recon", false) != 1 ||
             monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-storage")))
         usleep(20000);
@@ -1282,8 +1247,8 @@ Test(daemon, sd_notify_reports_ready_and_stopping)
     cr_assert_eq(rc, 0);
     char messages[4096] = "";
     size_t used = 0;
-    long long deadline = monotonic_ms() + 5000;
-    while (monotonic_ms() < deadline && !strstr(messages, "STOPPING=1")) {
+    long long deadline = daemon_now_ms() + 5000;
+    while (daemon_now_ms() < deadline && !strstr(messages, "STOPPING=1")) {
         if (strstr(messages, "READY=1") && daemon_p->pid > 0)
             cr_assert_eq(daemon_kill(daemon_p, SIGTERM, NULL), 0);
         struct pollfd poll_fd = {.fd = fd, .events = POLLIN};
@@ -1314,11 +1279,11 @@ Test(daemon, defines_a_domain_with_the_built_in_schemas)
                     PLUGVIRT_DATADIR);
     define_domain("builtin", NULL, NULL, NULL);
     /* And they validate: a schema error still names the line. */
-    char *params = xml_params(NULL,
-                              "<domain type='kvm'>\n  <name>bad</name>\n"
-                              "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
-                              "  <os><type>hvm</type></os>\n</domain>\n",
-                              NULL);
+    char *params = daemon_xml_params(NULL,
+                                     "<domain type='kvm'>\n  <name>bad</name>\n"
+                                     "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
+                                     "  <os><type>hvm</type></os>\n</domain>\n",
+                                     NULL);
     expect_error("domain.define", params, "invalid-xml", "line 4");
     free(params);
     cr_assert(daemon_log_contains("schemas built-in"), "the daemon does not say which schemas");
@@ -1332,7 +1297,7 @@ Test(daemon, schema_dir_overrides_the_built_in_schemas)
              daemon_p->directory);
     cr_assert_eq(daemon_start(daemon_p), 0);
     char *xml = daemon_domain_xml("elsewhere", NULL, NULL, NULL);
-    char *params = xml_params(NULL, xml, NULL);
+    char *params = daemon_xml_params(NULL, xml, NULL);
     expect_error("domain.define", params, "invalid-xml", "/no-schemas/domain.rng");
     free(params);
     free(xml);

@@ -38,19 +38,6 @@
 static struct daemon_process daemon_state;
 static struct daemon_process *daemon_p = &daemon_state;
 
-static long long monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static void pause_ms(int milliseconds)
-{
-    struct timespec delay = {milliseconds / 1000, (milliseconds % 1000) * 1000000L};
-    nanosleep(&delay, NULL);
-}
-
 static void setup(void)
 {
     memset(daemon_p, 0, sizeof(*daemon_p));
@@ -65,30 +52,6 @@ static void teardown(void)
 TestSuite(drills, .init = setup, .fini = teardown, .timeout = 600);
 
 /* ------------------------------------------------------------------------ helpers --- */
-
-static char *xml_params(const char *domain, const char *xml, const char *extra)
-{
-    char *quoted = daemon_json_string(xml), *params = NULL;
-    cr_assert_geq(asprintf(&params, "{\"domain\": \"%s\", \"xml\": %s%s%s}", domain, quoted,
-                           extra ? ", " : "", extra ? extra : ""),
-                  0);
-    free(quoted);
-    return params;
-}
-
-static char *disk_xml(const char *source, const char *target, const char *extra)
-{
-    char *xml = NULL;
-    cr_assert_geq(asprintf(&xml,
-                           "<disk type='file' device='disk'>\n"
-                           "  <driver name='qemu' type='raw'/>\n"
-                           "  <source file='%s'/>\n"
-                           "  <target dev='%s' bus='virtio'/>\n%s"
-                           "</disk>\n",
-                           source, target, extra ? extra : ""),
-                  0);
-    return xml;
-}
 
 static void call_simple(const char *method, const char *domain)
 {
@@ -154,7 +117,7 @@ static bool fault_injection_built(void)
  * "recovering"), so that requests are not refused as "busy". */
 static void wait_recovered(void)
 {
-    long long deadline = monotonic_ms() + SETTLE_TIMEOUT_MS;
+    long long deadline = daemon_now_ms() + SETTLE_TIMEOUT_MS;
     for (;;) {
         struct api_reply list;
         daemon_call_ok(daemon_p, "domain.list", "{\"all\": false}", &list);
@@ -173,8 +136,8 @@ static void wait_recovered(void)
         api_reply_free(&list);
         if (!busy)
             return;
-        cr_assert_lt(monotonic_ms(), deadline, "the restarted daemon did not recover its domains");
-        pause_ms(20);
+        cr_assert_lt(daemon_now_ms(), deadline, "the restarted daemon did not recover its domains");
+        daemon_sleep_ms(20);
     }
 }
 
@@ -295,8 +258,8 @@ static int guest_slots(const char *name, bool present[32])
     char buffer[8192];
     size_t length = api_client_take_buffered(console, buffer, sizeof(buffer) - 1);
     rc = write(fd, "pci\n", 4) == 4 ? -1 : -2;
-    long long deadline = monotonic_ms() + 10000;
-    while (rc == -1 && monotonic_ms() < deadline) {
+    long long deadline = daemon_now_ms() + 10000;
+    while (rc == -1 && daemon_now_ms() < deadline) {
         buffer[length] = '\0';
         /* whole lines only; the answer ends with PROBE PCI END */
         char *end = strstr(buffer, "PROBE PCI END\n");
@@ -459,7 +422,7 @@ static int compare_views(const char *name, const char *uuid, char *why, size_t s
  * the guest's lines and late DEVICE_DELETED events may trail a job's reply. */
 static int check_agreement(const char *name, const char *uuid, char *why, size_t size)
 {
-    long long deadline = monotonic_ms() + SETTLE_TIMEOUT_MS;
+    long long deadline = daemon_now_ms() + SETTLE_TIMEOUT_MS;
     int rc;
     do {
         char params[300];
@@ -485,8 +448,8 @@ static int check_agreement(const char *name, const char *uuid, char *why, size_t
                      name);
         if (rc == 0)
             return 0;
-        pause_ms(50);
-    } while (monotonic_ms() < deadline);
+        daemon_sleep_ms(50);
+    } while (daemon_now_ms() < deadline);
     return rc;
 }
 
@@ -541,8 +504,8 @@ Test(drills, recovery_after_a_kill_at_every_attach_point_equals_an_uninterrupted
         char image[64], target[8];
         snprintf(image, sizeof(image), "point%zu.img", i);
         snprintf(target, sizeof(target), "vd%c", (char)('b' + i));
-        char *disk = disk_xml(daemon_make_image(daemon_p, image, 4), target, NULL);
-        char *params = xml_params("points", disk, "\"flags\": [\"live\", \"config\"]");
+        char *disk = daemon_disk_xml(daemon_make_image(daemon_p, image, 4), target, NULL);
+        char *params = daemon_xml_params("points", disk, "\"flags\": [\"live\", \"config\"]");
         struct api_reply reply;
         int rc = call_quiet("domain.attach_device", params, &reply, 30000);
         api_reply_free(&reply);
@@ -565,7 +528,7 @@ Test(drills, recovery_after_a_kill_at_every_attach_point_equals_an_uninterrupted
         /* And the domain is usable: detach what is there, attach what is not. */
         const char *method = point->attached ? "domain.detach_device" : "domain.attach_device";
         free(params);
-        params = xml_params("points", disk, "\"flags\": [\"live\", \"config\"]");
+        params = daemon_xml_params("points", disk, "\"flags\": [\"live\", \"config\"]");
         daemon_call_ok(daemon_p, method, params, &reply);
         api_reply_free(&reply);
         assert_agreement("points", uuid);
@@ -593,8 +556,8 @@ Test(drills, recovery_after_a_kill_at_every_detach_point_equals_an_uninterrupted
         const struct kill_point point_storage = {detach_points[i], false}, *point = &point_storage;
         char image[64];
         snprintf(image, sizeof(image), "dpoint%zu.img", i);
-        char *disk = disk_xml(daemon_make_image(daemon_p, image, 4), "vdb", NULL);
-        char *params = xml_params("dpoints", disk, "\"flags\": [\"live\", \"config\"]");
+        char *disk = daemon_disk_xml(daemon_make_image(daemon_p, image, 4), "vdb", NULL);
+        char *params = daemon_xml_params("dpoints", disk, "\"flags\": [\"live\", \"config\"]");
         struct api_reply reply;
         daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
         api_reply_free(&reply);
@@ -661,8 +624,8 @@ Test(drills, twenty_parallel_attaches_then_twenty_parallel_detaches_on_one_domai
         char image[32], target[8];
         snprintf(image, sizeof(image), "crowd%zu.img", i);
         snprintf(target, sizeof(target), "vd%c", (char)('b' + i));
-        disks[i] = disk_xml(daemon_make_image(daemon_p, image, 1), target, NULL);
-        params[i] = xml_params("crowd", disks[i], NULL);
+        disks[i] = daemon_disk_xml(daemon_make_image(daemon_p, image, 1), target, NULL);
+        params[i] = daemon_xml_params("crowd", disks[i], NULL);
     }
     struct api_reply replies[PARALLEL_DISKS];
     parallel_requests("domain.attach_device", params, PARALLEL_DISKS, replies);
@@ -696,8 +659,8 @@ Test(drills, a_target_attached_twice_at_once_is_refused_by_name)
     for (size_t i = 0; i < 2; i++) {
         char image[32];
         snprintf(image, sizeof(image), "twice%zu.img", i);
-        disks[i] = disk_xml(daemon_make_image(daemon_p, image, 1), "vdb", NULL);
-        params[i] = xml_params("twice", disks[i], NULL);
+        disks[i] = daemon_disk_xml(daemon_make_image(daemon_p, image, 1), "vdb", NULL);
+        params[i] = daemon_xml_params("twice", disks[i], NULL);
     }
     struct api_reply replies[2];
     parallel_requests("domain.attach_device", params, 2, replies);
@@ -733,8 +696,8 @@ Test(drills, mixed_races_across_domains_leave_consistent_state)
             char image[32], target[8];
             snprintf(image, sizeof(image), "race%d-%d.img", d, t);
             snprintf(target, sizeof(target), "vd%c", (char)('b' + t));
-            disks[count] = disk_xml(daemon_make_image(daemon_p, image, 1), target, NULL);
-            params[count] = xml_params(names[d], disks[count], NULL);
+            disks[count] = daemon_disk_xml(daemon_make_image(daemon_p, image, 1), target, NULL);
+            params[count] = daemon_xml_params(names[d], disks[count], NULL);
             methods[count++] = "domain.attach_device";
         }
     /* the attaches are sent, then a destroy and an undefine race them */
@@ -826,7 +789,7 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
             char image[32], target[8];
             snprintf(image, sizeof(image), "drill%d-%d.img", d, t);
             snprintf(target, sizeof(target), "vd%c", (char)('b' + t));
-            disks[d][t] = disk_xml(daemon_make_image(daemon_p, image, 1), target, NULL);
+            disks[d][t] = daemon_disk_xml(daemon_make_image(daemon_p, image, 1), target, NULL);
         }
     }
     unsigned long point_kills = 0, random_kills = 0, disagreements = 0;
@@ -834,7 +797,7 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
     for (unsigned long op = 0; op < operations; op++) {
         int d = rand_r(&seed) % DOMAINS, t = rand_r(&seed) % TARGETS;
         const char *method = attached[d][t] ? "domain.detach_device" : "domain.attach_device";
-        char *params = xml_params(names[d], disks[d][t], NULL);
+        char *params = daemon_xml_params(names[d], disks[d][t], NULL);
         int mode = rand_r(&seed) % 4;
         bool killed = false;
         if (mode == 0 && points) {
@@ -851,7 +814,7 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
         } else if (mode == 1) {
             /* SIGKILL 0-12 ms after the request left */
             cr_assert_eq(api_client_send(daemon_p->client, method, params, NULL, NULL), 0);
-            pause_ms(rand_r(&seed) % 13);
+            daemon_sleep_ms(rand_r(&seed) % 13);
             restart_daemon(NULL, SIGKILL);
             killed = true;
             random_kills++;
@@ -944,39 +907,39 @@ Test(drills, one_image_read_write_in_two_places_is_refused_unless_shareable)
     const char *image = daemon_make_image(daemon_p, "shared.img", 1);
     char path[600];
     snprintf(path, sizeof(path), "%s", image);
-    char *disk = disk_xml(path, "vdb", NULL);
-    char *params = xml_params("share-a", disk, NULL);
+    char *disk = daemon_disk_xml(path, "vdb", NULL);
+    char *params = daemon_xml_params("share-a", disk, NULL);
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
     /* another domain, and the same domain under another target */
-    params = xml_params("share-b", disk, NULL);
+    params = daemon_xml_params("share-b", disk, NULL);
     expect_error("domain.attach_device", params, "preflight-failed",
                  "already used read-write by domain 'share-a' (target vdb)");
     free(params);
-    char *again = disk_xml(path, "vdc", NULL);
-    params = xml_params("share-a", again, NULL);
+    char *again = daemon_disk_xml(path, "vdc", NULL);
+    params = daemon_xml_params("share-a", again, NULL);
     expect_error("domain.attach_device", params, "preflight-failed",
                  "already used read-write by domain 'share-a' (target vdb)");
     free(params);
     free(again);
     /* <shareable/> on every user: allowed, and detach by path must then ask for the target */
-    params = xml_params("share-a", disk, NULL);
+    params = daemon_xml_params("share-a", disk, NULL);
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
-    char *shared_b = disk_xml(path, "vdb", "  <shareable/>\n");
-    char *shared_c = disk_xml(path, "vdc", "  <shareable/>\n");
-    params = xml_params("share-a", shared_b, NULL);
+    char *shared_b = daemon_disk_xml(path, "vdb", "  <shareable/>\n");
+    char *shared_c = daemon_disk_xml(path, "vdc", "  <shareable/>\n");
+    params = daemon_xml_params("share-a", shared_b, NULL);
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
-    params = xml_params("share-a", shared_c, NULL);
+    params = daemon_xml_params("share-a", shared_c, NULL);
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
-    params = xml_params("share-b", shared_b, NULL);
+    params = daemon_xml_params("share-b", shared_b, NULL);
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
@@ -1049,13 +1012,13 @@ Test(drills, a_pending_detach_shows_as_detaching_everywhere_and_across_a_restart
 {
     char uuid[37];
     make_domain("slow", "console=ttyS0 probe.unplug=ignore", true, uuid);
-    char *disk = disk_xml(daemon_make_image(daemon_p, "slow.img", 1), "vdb", NULL);
-    char *params = xml_params("slow", disk, NULL);
+    char *disk = daemon_disk_xml(daemon_make_image(daemon_p, "slow.img", 1), "vdb", NULL);
+    char *params = daemon_xml_params("slow", disk, NULL);
     struct api_reply reply;
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
     api_reply_free(&reply);
     free(params);
-    params = xml_params("slow", disk, "\"timeout\": 1");
+    params = daemon_xml_params("slow", disk, "\"timeout\": 1");
     daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
     cr_assert_str_eq(json_get_string(reply.result, "status"), "pending");
     api_reply_free(&reply);
