@@ -614,3 +614,32 @@ char *daemon_disk_xml(const char *source, const char *target, const char *extra)
                   0);
     return xml;
 }
+
+/* The last `size` - 1 bytes of a file, for failure messages. */
+static void file_tail(const char *path, char *out, size_t size)
+{
+    out[0] = '\0';
+    FILE *file = fopen(path, "r");
+    if (!file)
+        return;
+    if (fseek(file, 0, SEEK_END) == 0) {
+        long length = ftell(file);
+        fseek(file, length > (long)size - 1 ? length - ((long)size - 1) : 0, SEEK_SET);
+    }
+    size_t got = fread(out, 1, size - 1, file);
+    out[got] = '\0';
+    fclose(file);
+}
+
+void daemon_wait_booted(struct daemon_process *daemon, const char *name)
+{
+    if (daemon_wait_serial(daemon, name, "PROBE READY", DAEMON_BOOT_TIMEOUT_MS) == 0)
+        return;
+    char path[700], serial[600], log[1200];
+    snprintf(path, sizeof(path), "%.600s/domains/%.64s/serial.log", daemon->run_dir, name);
+    file_tail(path, serial, sizeof(serial));
+    file_tail(daemon->log_path, log, sizeof(log));
+    cr_assert_fail("the guest of %s did not print PROBE READY within %d s; serial.log ends "
+                   "with:\n%s\nplugvirtd's log ends with:\n%s",
+                   name, DAEMON_BOOT_TIMEOUT_MS / 1000, serial, log);
+}

@@ -82,6 +82,11 @@ struct daemon_domain_options {
 };
 char *daemon_domain_xml_options(const char *name, const char *uuid, const char *cmdline,
                                 const char *disks_xml, const struct daemon_domain_options *options);
+/* Waits for the guest's PROBE READY line; fails the test with the tails of serial.log and
+ * of plugvirtd's log. The bound is generous: under ASan and a loaded host (stress-ng on both
+ * CPUs) a TCG guest has been seen to take more than 30 s. */
+#define DAEMON_BOOT_TIMEOUT_MS 120000
+void daemon_wait_booted(struct daemon_process *daemon, const char *name);
 /* CLOCK_MONOTONIC in milliseconds, and a plain pause (for polling loops with a deadline). */
 long long daemon_now_ms(void);
 void daemon_sleep_ms(int milliseconds);

@@ -202,7 +202,7 @@ static void wait_ready(const char *name)
 {
     char log[600];
     serial_log_path(name, log, sizeof(log));
-    cr_assert_eq(wait_file_line(log, "PROBE READY", TIMEOUT_MS), 0,
+    cr_assert_eq(wait_file_line(log, "PROBE READY", DAEMON_BOOT_TIMEOUT_MS), 0,
                  "the guest of %s did not boot (serial.log)", name);
 }
 

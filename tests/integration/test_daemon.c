@@ -95,8 +95,7 @@ static void expect_error(const char *method, const char *params, const char *cod
 static void start_and_wait_ready(const char *name)
 {
     call_simple("domain.start", name);
-    cr_assert_eq(daemon_wait_serial(daemon_p, name, "PROBE READY", 30000), 0,
-                 "the guest of %s did not boot", name);
+    daemon_wait_booted(daemon_p, name);
 }
 
 /* The probe guest's line for a virtio-blk it found: "PROBE PCI ADD <bdf> 1af4:<id> virtio-blk
@@ -858,8 +857,8 @@ Test(daemon, twenty_domains_hotplug_in_parallel_without_cross_talk, .timeout = 1
     for (int i = 0; i < PARALLEL_DOMAINS; i++) {
         yajl_tree_free(replies[i]);
         free(params[i]);
-        cr_assert_eq(daemon_wait_serial(daemon_p, names[i], "PROBE READY", 30000), 0,
-                     "%s did not boot", names[i]);
+        cr_assert_eq(daemon_wait_serial(daemon_p, names[i], "PROBE READY", DAEMON_BOOT_TIMEOUT_MS),
+                     0, "%s did not boot", names[i]);
         params[i] = daemon_xml_params(names[i], disks[i], "\"flags\": [\"live\"]");
     }
 
@@ -1044,7 +1043,7 @@ Test(daemon, autostart_starts_shut_off_domains_and_adopts_running_ones)
     cr_assert_lt(daemon_vmm_pid(daemon_p, "cold"), 0, "cold started before the restart");
 
     cr_assert_eq(daemon_start(daemon_p), 0);
-    cr_assert_eq(daemon_wait_serial(daemon_p, "cold", "PROBE READY", 30000), 0,
+    cr_assert_eq(daemon_wait_serial(daemon_p, "cold", "PROBE READY", DAEMON_BOOT_TIMEOUT_MS), 0,
                  "the autostarted guest did not boot");
     cr_assert_eq(daemon_wait_state(daemon_p, "cold", "running", 5000), 0);
     cr_assert(listed_with_autostart("cold"));

@@ -78,8 +78,7 @@ static void make_domain(const char *name, const char *cmdline, bool start, char 
     free(xml);
     if (start) {
         call_simple("domain.start", name);
-        cr_assert_eq(daemon_wait_serial(daemon_p, name, "PROBE READY", 30000), 0,
-                     "the guest of %s did not boot", name);
+        daemon_wait_booted(daemon_p, name);
     }
 }
 
