@@ -643,3 +643,38 @@ void daemon_wait_booted(struct daemon_process *daemon, const char *name)
                    "with:\n%s\nplugvirtd's log ends with:\n%s",
                    name, DAEMON_BOOT_TIMEOUT_MS / 1000, serial, log);
 }
+
+void daemon_call_simple(struct daemon_process *daemon, const char *method, const char *domain)
+{
+    char params[512];
+    snprintf(params, sizeof(params), "{\"domain\": \"%s\"}", domain);
+    struct api_reply reply;
+    daemon_call_ok(daemon, method, params, &reply);
+    api_reply_free(&reply);
+}
+
+void daemon_expect_error(struct daemon_process *daemon, const char *method, const char *params,
+                         const char *code, const char *message_part)
+{
+    struct api_reply reply;
+    cr_assert_eq(daemon_call(daemon, method, params, &reply), 0);
+    cr_assert_not_null(reply.error_code, "%s should fail with %s", method, code);
+    cr_assert_str_eq(reply.error_code, code, "%s: %s", method, reply.error_message);
+    if (message_part)
+        cr_assert(strstr(reply.error_message, message_part) != NULL, "'%s' lacks '%s'",
+                  reply.error_message, message_part);
+    api_reply_free(&reply);
+}
+
+bool daemon_domain_xml_contains(struct daemon_process *daemon, const char *domain, bool inactive,
+                                const char *text)
+{
+    char params[300];
+    snprintf(params, sizeof(params), "{\"domain\": \"%s\", \"inactive\": %s}", domain,
+             inactive ? "true" : "false");
+    struct api_reply reply;
+    daemon_call_ok(daemon, "domain.xml", params, &reply);
+    bool found = strstr(json_get_string(reply.result, "xml"), text) != NULL;
+    api_reply_free(&reply);
+    return found;
+}

@@ -61,6 +61,14 @@ int daemon_kill(struct daemon_process *daemon, int signal_number, int *exit_stat
  * the directory. */
 void daemon_cleanup(struct daemon_process *daemon);
 
+/* {"domain": DOMAIN} to `method`, which must succeed. */
+void daemon_call_simple(struct daemon_process *daemon, const char *method, const char *domain);
+/* `method` must fail with the API error `code` and a message containing `message_part`. */
+void daemon_expect_error(struct daemon_process *daemon, const char *method, const char *params,
+                         const char *code, const char *message_part);
+/* Whether the domain's live (or inactive) XML contains `text`. */
+bool daemon_domain_xml_contains(struct daemon_process *daemon, const char *domain, bool inactive,
+                                const char *text);
 /* One call on the read-write client; the reply must be freed with api_reply_free. */
 int daemon_call(struct daemon_process *daemon, const char *method, const char *params_json,
                 struct api_reply *reply);

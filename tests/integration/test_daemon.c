@@ -70,31 +70,9 @@ static void define_domain(const char *name, const char *uuid, const char *cmdlin
     free(xml);
 }
 
-static void call_simple(const char *method, const char *domain)
-{
-    char params[512];
-    snprintf(params, sizeof(params), "{\"domain\": \"%s\"}", domain);
-    struct api_reply reply;
-    daemon_call_ok(daemon_p, method, params, &reply);
-    api_reply_free(&reply);
-}
-
-static void expect_error(const char *method, const char *params, const char *code,
-                         const char *message_part)
-{
-    struct api_reply reply;
-    cr_assert_eq(daemon_call(daemon_p, method, params, &reply), 0);
-    cr_assert_not_null(reply.error_code, "%s should fail with %s", method, code);
-    cr_assert_str_eq(reply.error_code, code, "%s: %s", method, reply.error_message);
-    if (message_part)
-        cr_assert(strstr(reply.error_message, message_part) != NULL, "'%s' lacks '%s'",
-                  reply.error_message, message_part);
-    api_reply_free(&reply);
-}
-
 static void start_and_wait_ready(const char *name)
 {
-    call_simple("domain.start", name);
+    daemon_call_simple(daemon_p, "domain.start", name);
     daemon_wait_booted(daemon_p, name);
 }
 
@@ -138,7 +116,7 @@ Test(daemon, ping_and_version)
     daemon_call_ok(daemon_p, "daemon.ping", NULL, &reply);
     cr_assert_not_null(json_get_string(reply.result, "version"));
     api_reply_free(&reply);
-    expect_error("no.such.method", NULL, "invalid-argument", "unknown method");
+    daemon_expect_error(daemon_p, "no.such.method", NULL, "invalid-argument", "unknown method");
 }
 
 Test(daemon, define_start_list_dumpxml_destroy_undefine)
@@ -184,22 +162,25 @@ Test(daemon, define_start_list_dumpxml_destroy_undefine)
     cr_assert_eq(memory, 131072);
     api_reply_free(&reply);
 
-    expect_error("domain.start", "{\"domain\": \"life\"}", "already-running", NULL);
-    expect_error("domain.undefine", "{\"domain\": \"life\"}", "already-running", NULL);
-    call_simple("domain.suspend", "life");
+    daemon_expect_error(daemon_p, "domain.start", "{\"domain\": \"life\"}", "already-running",
+                        NULL);
+    daemon_expect_error(daemon_p, "domain.undefine", "{\"domain\": \"life\"}", "already-running",
+                        NULL);
+    daemon_call_simple(daemon_p, "domain.suspend", "life");
     cr_assert_eq(daemon_wait_state(daemon_p, "life", "paused", 5000), 0);
-    call_simple("domain.resume", "life");
+    daemon_call_simple(daemon_p, "domain.resume", "life");
     cr_assert_eq(daemon_wait_state(daemon_p, "life", "running", 5000), 0);
 
-    call_simple("domain.destroy", "life");
+    daemon_call_simple(daemon_p, "domain.destroy", "life");
     daemon_call_ok(daemon_p, "domain.state", "{\"domain\": \"life\"}", &reply);
     cr_assert_str_eq(json_get_string(reply.result, "state"), "shut off");
     cr_assert_str_eq(json_get_string(reply.result, "reason"), "destroyed");
     api_reply_free(&reply);
-    expect_error("domain.destroy", "{\"domain\": \"life\"}", "not-running", "not running");
+    daemon_expect_error(daemon_p, "domain.destroy", "{\"domain\": \"life\"}", "not-running",
+                        "not running");
 
-    call_simple("domain.undefine", "life");
-    expect_error("domain.info", "{\"domain\": \"life\"}", "no-domain", NULL);
+    daemon_call_simple(daemon_p, "domain.undefine", "life");
+    daemon_expect_error(daemon_p, "domain.info", "{\"domain\": \"life\"}", "no-domain", NULL);
 }
 
 Test(daemon, shutdown_through_acpi_waits_for_the_vmm)
@@ -219,7 +200,7 @@ Test(daemon, malformed_xml_and_schema_errors_name_the_line)
 {
     char *params =
         daemon_xml_params(NULL, "<domain type='kvm'>\n  <name>x</name>\n  <oops>\n</domain>", NULL);
-    expect_error("domain.define", params, "invalid-xml", "line");
+    daemon_expect_error(daemon_p, "domain.define", params, "invalid-xml", "line");
     free(params);
     /* Well-formed, but <vcpu> must be a number: a schema error. */
     params = daemon_xml_params(NULL,
@@ -227,13 +208,14 @@ Test(daemon, malformed_xml_and_schema_errors_name_the_line)
                                "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
                                "  <os><type>hvm</type></os>\n</domain>\n",
                                NULL);
-    expect_error("domain.define", params, "invalid-xml", "line");
+    daemon_expect_error(daemon_p, "domain.define", params, "invalid-xml", "line");
     free(params);
-    expect_error("domain.define", "{}", "invalid-xml", NULL);
-    expect_error("domain.start", "{\"domain\": \"ghost\"}", "no-domain", "ghost");
-    expect_error("domain.xml", "{\"domain\": \"00000000-0000-4000-8000-000000000000\"}",
-                 "no-domain", NULL);
-    expect_error("domain.start", "{}", "invalid-argument", NULL);
+    daemon_expect_error(daemon_p, "domain.define", "{}", "invalid-xml", NULL);
+    daemon_expect_error(daemon_p, "domain.start", "{\"domain\": \"ghost\"}", "no-domain", "ghost");
+    daemon_expect_error(daemon_p, "domain.xml",
+                        "{\"domain\": \"00000000-0000-4000-8000-000000000000\"}", "no-domain",
+                        NULL);
+    daemon_expect_error(daemon_p, "domain.start", "{}", "invalid-argument", NULL);
 }
 
 Test(daemon, duplicate_names_and_uuids_are_refused)
@@ -243,12 +225,12 @@ Test(daemon, duplicate_names_and_uuids_are_refused)
     define_domain("dup", "6c1f3e0a-1111-4222-8333-944455556666", "console=ttyS0 x=1", NULL);
     char *xml = daemon_domain_xml("dup", "6c1f3e0a-1111-4222-8333-944455550000", NULL, NULL);
     char *params = daemon_xml_params(NULL, xml, NULL);
-    expect_error("domain.define", params, "domain-exists", "dup");
+    daemon_expect_error(daemon_p, "domain.define", params, "domain-exists", "dup");
     free(params);
     free(xml);
     xml = daemon_domain_xml("other", "6c1f3e0a-1111-4222-8333-944455556666", NULL, NULL);
     params = daemon_xml_params(NULL, xml, NULL);
-    expect_error("domain.define", params, "domain-exists", "dup");
+    daemon_expect_error(daemon_p, "domain.define", params, "domain-exists", "dup");
     free(params);
     free(xml);
     struct api_reply reply;
@@ -307,7 +289,7 @@ Test(daemon, killed_vmm_marks_the_domain_crashed)
     api_client_close(events);
     /* It can be started again. */
     start_and_wait_ready("crash");
-    call_simple("domain.destroy", "crash");
+    daemon_call_simple(daemon_p, "domain.destroy", "crash");
 }
 
 Test(daemon, sigkill_of_the_daemon_leaves_vms_running_and_controllable)
@@ -328,10 +310,10 @@ Test(daemon, sigkill_of_the_daemon_leaves_vms_running_and_controllable)
     cr_assert_eq((pid_t)id, vmm);
     api_reply_free(&reply);
     /* Still controllable through the reconnected QMP socket. */
-    call_simple("domain.suspend", "survivor");
+    daemon_call_simple(daemon_p, "domain.suspend", "survivor");
     cr_assert_eq(daemon_wait_state(daemon_p, "survivor", "paused", 5000), 0);
-    call_simple("domain.resume", "survivor");
-    call_simple("domain.destroy", "survivor");
+    daemon_call_simple(daemon_p, "domain.resume", "survivor");
+    daemon_call_simple(daemon_p, "domain.destroy", "survivor");
     for (int i = 0; i < 100 && process_alive(vmm); i++)
         usleep(20000);
     cr_assert_not(process_alive(vmm));
@@ -349,7 +331,7 @@ Test(daemon, sigterm_exits_cleanly_and_leaves_vms_alone)
     cr_assert_neq(access(daemon_p->socket_path, F_OK), 0, "socket left behind");
     cr_assert_eq(daemon_start(daemon_p), 0);
     cr_assert_eq(daemon_wait_state(daemon_p, "keep", "running", 5000), 0);
-    call_simple("domain.destroy", "keep");
+    daemon_call_simple(daemon_p, "domain.destroy", "keep");
 }
 
 Test(daemon, vmm_gone_while_the_daemon_was_down_is_shut_off)
@@ -370,7 +352,7 @@ Test(daemon, vmm_gone_while_the_daemon_was_down_is_shut_off)
     cr_assert_str_eq(json_get_string(reply.result, "state"), "shut off");
     api_reply_free(&reply);
     start_and_wait_ready("gone");
-    call_simple("domain.destroy", "gone");
+    daemon_call_simple(daemon_p, "domain.destroy", "gone");
 }
 
 Test(daemon, attach_and_detach_disk_live_and_config)
@@ -394,7 +376,7 @@ Test(daemon, attach_and_detach_disk_live_and_config)
     cr_assert_eq(YAJL_GET_ARRAY(reply.result)->len, 1, "--config part missing");
     api_reply_free(&reply);
     /* Same target again: refused before any QMP. */
-    expect_error("domain.attach_device", params, "preflight-failed", "vdb");
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "preflight-failed", "vdb");
     free(params);
 
     params = daemon_xml_params("hot", disk, "\"flags\": [\"live\", \"config\"]");
@@ -410,7 +392,7 @@ Test(daemon, attach_and_detach_disk_live_and_config)
     api_reply_free(&reply);
     free(params);
     free(disk);
-    call_simple("domain.destroy", "hot");
+    daemon_call_simple(daemon_p, "domain.destroy", "hot");
 }
 
 Test(daemon, attach_flags_and_preflight)
@@ -420,7 +402,7 @@ Test(daemon, attach_flags_and_preflight)
     char *disk = daemon_disk_xml(image, "vdc", NULL);
     /* --live on a stopped domain. */
     char *params = daemon_xml_params("flags", disk, "\"flags\": [\"live\"]");
-    expect_error("domain.attach_device", params, "not-running", "not running");
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "not-running", "not running");
     free(params);
     /* current = config when stopped. */
     params = daemon_xml_params("flags", disk, "\"flags\": []");
@@ -435,7 +417,8 @@ Test(daemon, attach_flags_and_preflight)
     /* Missing source file: preflight. */
     char *missing = daemon_disk_xml("/nonexistent/plugvirt.img", "vdd", NULL);
     params = daemon_xml_params("flags", missing, "\"flags\": [\"config\"]");
-    expect_error("domain.attach_device", params, "preflight-failed", "/nonexistent");
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "preflight-failed",
+                        "/nonexistent");
     free(params);
     free(missing);
     /* The cold-plugged disk boots with the domain, and live attach takes the next slot. */
@@ -454,7 +437,7 @@ Test(daemon, attach_flags_and_preflight)
     api_reply_free(&reply);
     free(live_disk);
     free(disk);
-    call_simple("domain.destroy", "flags");
+    daemon_call_simple(daemon_p, "domain.destroy", "flags");
 }
 
 Test(daemon, detach_timeout_reports_pending_not_detached)
@@ -479,7 +462,7 @@ Test(daemon, detach_timeout_reports_pending_not_detached)
     api_reply_free(&reply);
     free(params);
     free(disk);
-    call_simple("domain.destroy", "stubborn");
+    daemon_call_simple(daemon_p, "domain.destroy", "stubborn");
 }
 
 /* ------------------------------------------------------------------ helpers for the tests
@@ -580,18 +563,6 @@ static size_t blklist_length(const char *domain, bool inactive)
     return length;
 }
 
-static bool domain_xml_contains(const char *domain, bool inactive, const char *text)
-{
-    char params[200];
-    snprintf(params, sizeof(params), "{\"domain\": \"%s\", \"inactive\": %s}", domain,
-             inactive ? "true" : "false");
-    struct api_reply reply;
-    daemon_call_ok(daemon_p, "domain.xml", params, &reply);
-    bool found = strstr(json_get_string(reply.result, "xml"), text) != NULL;
-    api_reply_free(&reply);
-    return found;
-}
-
 /* The daemon's log (plugvirtd --verbose output) contains `text`. */
 static bool daemon_log_contains(const char *text)
 {
@@ -672,7 +643,7 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
     fclose(file);
     cr_assert_str_eq(cmdline, qemu, "the VMM is not stock QEMU");
 
-    call_simple("domain.suspend", "stock");
+    daemon_call_simple(daemon_p, "domain.suspend", "stock");
     cr_assert_eq(daemon_wait_state(daemon_p, "stock", "paused", 5000), 0);
     const char *image = daemon_make_image(daemon_p, "qemu.img", 16);
     char *disk = disk_xml_with_serial(image, "vdb", "qemu-vdb");
@@ -698,8 +669,8 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
 
     /* Consistent: still in the live definition and the store (detaching), still in QEMU. */
     cr_assert_eq(blklist_length("stock", false), 1);
-    cr_assert(domain_xml_contains("stock", false, "<target dev='vdb'"));
-    cr_assert_not(domain_xml_contains("stock", true, "<target dev='vdb'"));
+    cr_assert(daemon_domain_xml_contains(daemon_p, "stock", false, "<target dev='vdb'"));
+    cr_assert_not(daemon_domain_xml_contains(daemon_p, "stock", true, "<target dev='vdb'"));
     size_t devices = 0, jobs = 0;
     enum store_device_state state = STORE_DEVICE_ATTACHED;
     store_counts(uuid, &devices, &jobs, &state);
@@ -714,7 +685,7 @@ Test(daemon, qemu_emulator_attach_to_paused_vm_detach_stays_pending)
     free(params);
     free(disk);
 
-    call_simple("domain.destroy", "stock");
+    daemon_call_simple(daemon_p, "domain.destroy", "stock");
     for (int i = 0; i < 100 && process_alive(vmm); i++)
         usleep(20000);
     cr_assert_not(process_alive(vmm), "QEMU still runs after destroy");
@@ -774,8 +745,8 @@ Test(daemon, sigkill_between_blockdev_add_and_device_add_is_rolled_back)
     cr_assert_not(monitor_reply_has("window", "query-pci", "virtio-disk1"));
     cr_assert_eq(blklist_length("window", false), 0);
     cr_assert_eq(blklist_length("window", true), 0);
-    cr_assert_not(domain_xml_contains("window", false, "vdb"));
-    cr_assert_not(domain_xml_contains("window", true, "vdb"));
+    cr_assert_not(daemon_domain_xml_contains(daemon_p, "window", false, "vdb"));
+    cr_assert_not(daemon_domain_xml_contains(daemon_p, "window", true, "vdb"));
     cr_assert(daemon_log_contains("rolled back"), "the recovery did not report the rollback");
     /* Nothing stands in the way of the same attach now. */
     daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
@@ -784,7 +755,7 @@ Test(daemon, sigkill_between_blockdev_add_and_device_add_is_rolled_back)
     wait_disk_added("window", "00:03.0", 5000, NULL);
     free(params);
     free(disk);
-    call_simple("domain.destroy", "window");
+    daemon_call_simple(daemon_p, "domain.destroy", "window");
 }
 
 /* How many complete lines of the domain's serial log start with `prefix`. */
@@ -900,7 +871,7 @@ Test(daemon, twenty_domains_hotplug_in_parallel_without_cross_talk, .timeout = 1
         api_client_close(clients[i]);
     }
     for (int i = 0; i < PARALLEL_DOMAINS; i++)
-        call_simple("domain.destroy", names[i]);
+        daemon_call_simple(daemon_p, "domain.destroy", names[i]);
 }
 
 /* ------------------------------------------------------------------- late eject --- */
@@ -957,7 +928,7 @@ Test(daemon, late_eject_finishes_a_pending_detach)
     store_counts(uuid, &devices, &jobs, NULL);
     cr_assert_eq(devices, 0);
     cr_assert_eq(jobs, 0);
-    call_simple("domain.destroy", "late");
+    daemon_call_simple(daemon_p, "domain.destroy", "late");
 }
 
 /* ------------------------------------------------------------ busy domain --- */
@@ -990,7 +961,7 @@ Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
     disk = daemon_disk_xml(second, "vdc", NULL);
     params = daemon_xml_params("busy", disk, NULL);
     long long started = daemon_now_ms();
-    expect_error("domain.attach_device", params, "busy", "detach-disk vdb");
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "busy", "detach-disk vdb");
     long long waited = daemon_now_ms() - started;
     cr_assert_geq(waited, 400, "did not wait in the queue (%lld ms)", waited);
     cr_assert_lt(waited, 5000, "job_wait_timeout_ms not honoured (%lld ms)", waited);
@@ -999,7 +970,7 @@ Test(daemon, request_waiting_on_a_busy_domain_names_the_holder)
     free(params);
     free(disk);
     /* The holder is unaffected; destroying the domain ends it. */
-    call_simple("domain.destroy", "busy");
+    daemon_call_simple(daemon_p, "domain.destroy", "busy");
     char *line = NULL;
     cr_assert_eq(api_client_read_line(holder, 5000, &line, NULL), 0);
     free(line);
@@ -1054,8 +1025,8 @@ Test(daemon, autostart_starts_shut_off_domains_and_adopts_running_ones)
     cr_assert(process_alive(warm_vmm));
     cr_assert_eq(serial_lines("warm", "PROBE READY"), 1, "warm booted twice");
     cr_assert_not(daemon_log_contains("autostart of domain"), "an autostart failed");
-    call_simple("domain.destroy", "cold");
-    call_simple("domain.destroy", "warm");
+    daemon_call_simple(daemon_p, "domain.destroy", "cold");
+    daemon_call_simple(daemon_p, "domain.destroy", "warm");
 }
 
 /* ------------------------------------------------------------------ reboot --- */
@@ -1066,7 +1037,7 @@ Test(daemon, reboot_boots_the_guest_again_and_keeps_it_running)
     start_and_wait_ready("again");
     pid_t vmm = daemon_vmm_pid(daemon_p, "again");
     cr_assert_eq(serial_lines("again", "PROBE READY"), 1);
-    call_simple("domain.reboot", "again");
+    daemon_call_simple(daemon_p, "domain.reboot", "again");
     long long deadline = daemon_now_ms() + 20000;
     while (serial_lines("again", "PROBE READY") < 2 && daemon_now_ms() < deadline)
         usleep(20000);
@@ -1077,7 +1048,7 @@ Test(daemon, reboot_boots_the_guest_again_and_keeps_it_running)
     api_reply_free(&reply);
     cr_assert_eq(daemon_vmm_pid(daemon_p, "again"), vmm, "reboot replaced the VMM");
     cr_assert(process_alive(vmm));
-    call_simple("domain.destroy", "again");
+    daemon_call_simple(daemon_p, "domain.destroy", "again");
 }
 
 /* ------------------------------------------------- reconciliation after restart --- */
@@ -1164,7 +1135,7 @@ Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
             monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-storage")))
         usleep(20000);
     cr_assert_eq(blklist_length("recon", false), 1, "vdb is still in the live definition");
-    cr_assert_not(domain_xml_contains("recon", false, "vdb"));
+    cr_assert_not(daemon_domain_xml_contains(daemon_p, "recon", false, "vdb"));
     cr_assert_not(monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-format"));
     cr_assert_not(monitor_reply_has("recon", "query-named-block-nodes", "virtio-disk1-storage"));
     /* vda is ours and in use: untouched. The stranger is reported, neither adopted nor cut. */
@@ -1173,7 +1144,7 @@ Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
     cr_assert(monitor_reply_has("recon", "query-named-block-nodes", "stranger-format"));
     cr_assert(monitor_reply_has("recon", "query-named-block-nodes", "stranger-storage"));
     cr_assert(monitor_reply_has("recon", "query-pci", "stranger"));
-    cr_assert_not(domain_xml_contains("recon", false, "stranger"));
+    cr_assert_not(daemon_domain_xml_contains(daemon_p, "recon", false, "stranger"));
     cr_assert(daemon_log_contains("the VMM has device 'stranger' that no definition knows"),
               "the unknown device was not reported");
     cr_assert(event_logged(uuid, "device-removed", "vdb (virtio-disk1): gone from the VMM"));
@@ -1183,7 +1154,7 @@ Test(daemon, restart_reconciles_devices_with_query_pci_and_query_block)
     store_counts(uuid, &devices, &jobs, NULL);
     cr_assert_eq(devices, 0, "the store still has vdb");
     cr_assert_eq(jobs, 0);
-    call_simple("domain.destroy", "recon");
+    daemon_call_simple(daemon_p, "domain.destroy", "recon");
 }
 
 /* ------------------------------------------------------------------- systemd --- */
@@ -1283,7 +1254,7 @@ Test(daemon, defines_a_domain_with_the_built_in_schemas)
                                      "  <memory unit='MiB'>64</memory>\n  <vcpu>many</vcpu>\n"
                                      "  <os><type>hvm</type></os>\n</domain>\n",
                                      NULL);
-    expect_error("domain.define", params, "invalid-xml", "line 4");
+    daemon_expect_error(daemon_p, "domain.define", params, "invalid-xml", "line 4");
     free(params);
     cr_assert(daemon_log_contains("schemas built-in"), "the daemon does not say which schemas");
 }
@@ -1297,7 +1268,7 @@ Test(daemon, schema_dir_overrides_the_built_in_schemas)
     cr_assert_eq(daemon_start(daemon_p), 0);
     char *xml = daemon_domain_xml("elsewhere", NULL, NULL, NULL);
     char *params = daemon_xml_params(NULL, xml, NULL);
-    expect_error("domain.define", params, "invalid-xml", "/no-schemas/domain.rng");
+    daemon_expect_error(daemon_p, "domain.define", params, "invalid-xml", "/no-schemas/domain.rng");
     free(params);
     free(xml);
 

@@ -53,15 +53,6 @@ TestSuite(drills, .init = setup, .fini = teardown, .timeout = 600);
 
 /* ------------------------------------------------------------------------ helpers --- */
 
-static void call_simple(const char *method, const char *domain)
-{
-    char params[512];
-    snprintf(params, sizeof(params), "{\"domain\": \"%s\"}", domain);
-    struct api_reply reply;
-    daemon_call_ok(daemon_p, method, params, &reply);
-    api_reply_free(&reply);
-}
-
 /* Defines (and starts, when `start`) a probe-guest domain; its uuid goes to `uuid`. */
 static void make_domain(const char *name, const char *cmdline, bool start, char uuid[37])
 {
@@ -77,7 +68,7 @@ static void make_domain(const char *name, const char *cmdline, bool start, char 
     free(quoted);
     free(xml);
     if (start) {
-        call_simple("domain.start", name);
+        daemon_call_simple(daemon_p, "domain.start", name);
         daemon_wait_booted(daemon_p, name);
     }
 }
@@ -88,19 +79,6 @@ static int call_quiet(const char *method, const char *params, struct api_reply *
 {
     memset(reply, 0, sizeof(*reply));
     return api_client_call(daemon_p->client, method, params, timeout_ms, reply, NULL);
-}
-
-static void expect_error(const char *method, const char *params, const char *code,
-                         const char *message_part)
-{
-    struct api_reply reply;
-    cr_assert_eq(call_quiet(method, params, &reply, 60000), 0, "%s: no reply", method);
-    cr_assert_not_null(reply.error_code, "%s should fail with %s", method, code);
-    cr_assert_str_eq(reply.error_code, code, "%s: %s", method, reply.error_message);
-    if (message_part)
-        cr_assert(strstr(reply.error_message, message_part) != NULL, "'%s' lacks '%s'",
-                  reply.error_message, message_part);
-    api_reply_free(&reply);
 }
 
 static bool fault_injection_built(void)
@@ -458,18 +436,6 @@ static void assert_agreement(const char *name, const char *uuid)
     cr_assert_eq(check_agreement(name, uuid, why, sizeof(why)), 0, "disagreement: %s", why);
 }
 
-static bool definition_has(const char *name, bool inactive, const char *text)
-{
-    char params[300];
-    snprintf(params, sizeof(params), "{\"domain\": \"%s\", \"inactive\": %s}", name,
-             inactive ? "true" : "false");
-    struct api_reply reply;
-    daemon_call_ok(daemon_p, "domain.xml", params, &reply);
-    bool found = strstr(json_get_string(reply.result, "xml"), text) != NULL;
-    api_reply_free(&reply);
-    return found;
-}
-
 /* -------------------------------------------------- defect 1: kill at every point --- */
 
 struct kill_point {
@@ -518,10 +484,10 @@ Test(drills, recovery_after_a_kill_at_every_attach_point_equals_an_uninterrupted
         /* The same state an uninterrupted job leaves: live AND persistent (--config). */
         char needle[64];
         snprintf(needle, sizeof(needle), "<target dev='%s'", target);
-        cr_assert_eq(definition_has("points", false, needle), point->attached,
+        cr_assert_eq(daemon_domain_xml_contains(daemon_p, "points", false, needle), point->attached,
                      "after a kill at %s the live definition %s %s", point->point,
                      point->attached ? "lacks" : "has", target);
-        cr_assert_eq(definition_has("points", true, needle), point->attached,
+        cr_assert_eq(daemon_domain_xml_contains(daemon_p, "points", true, needle), point->attached,
                      "after a kill at %s the persistent definition %s %s", point->point,
                      point->attached ? "lacks" : "has", target);
         /* And the domain is usable: detach what is there, attach what is not. */
@@ -571,9 +537,9 @@ Test(drills, recovery_after_a_kill_at_every_detach_point_equals_an_uninterrupted
         /* The guest lets go of every device it is asked for, so an uninterrupted detach ends
          * detached, live and persistent (--config): so must a recovered one, wherever the
          * daemon died (device_del not sent yet, sent and unanswered, or answered). */
-        cr_assert_not(definition_has("dpoints", false, "<target dev='vdb'"),
+        cr_assert_not(daemon_domain_xml_contains(daemon_p, "dpoints", false, "<target dev='vdb'"),
                       "after a kill at %s the live definition kept vdb", point->point);
-        cr_assert_not(definition_has("dpoints", true, "<target dev='vdb'"),
+        cr_assert_not(daemon_domain_xml_contains(daemon_p, "dpoints", true, "<target dev='vdb'"),
                       "after a kill at %s the persistent definition kept vdb", point->point);
         free(params);
         free(disk);
@@ -838,7 +804,7 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
             for (int j = 0; j < TARGETS; j++) {
                 char needle[40];
                 snprintf(needle, sizeof(needle), "<target dev='vd%c'", (char)('b' + j));
-                attached[k][j] = definition_has(names[k], false, needle);
+                attached[k][j] = daemon_domain_xml_contains(daemon_p, names[k], false, needle);
             }
         }
         (void)killed;
@@ -870,7 +836,7 @@ Test(drills, memory_the_host_can_never_map_is_refused_at_define)
                   0);
     char *quoted = daemon_json_string(edited), *params = NULL;
     cr_assert_geq(asprintf(&params, "{\"xml\": %s}", quoted), 0);
-    expect_error("domain.define", params, "invalid-argument", "the limit is");
+    daemon_expect_error(daemon_p, "domain.define", params, "invalid-argument", "the limit is");
     free(params);
     free(quoted);
     free(edited);
@@ -914,13 +880,13 @@ Test(drills, one_image_read_write_in_two_places_is_refused_unless_shareable)
     free(params);
     /* another domain, and the same domain under another target */
     params = daemon_xml_params("share-b", disk, NULL);
-    expect_error("domain.attach_device", params, "preflight-failed",
-                 "already used read-write by domain 'share-a' (target vdb)");
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "preflight-failed",
+                        "already used read-write by domain 'share-a' (target vdb)");
     free(params);
     char *again = daemon_disk_xml(path, "vdc", NULL);
     params = daemon_xml_params("share-a", again, NULL);
-    expect_error("domain.attach_device", params, "preflight-failed",
-                 "already used read-write by domain 'share-a' (target vdb)");
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "preflight-failed",
+                        "already used read-write by domain 'share-a' (target vdb)");
     free(params);
     free(again);
     /* <shareable/> on every user: allowed, and detach by path must then ask for the target */
@@ -958,8 +924,8 @@ Test(drills, one_image_read_write_in_two_places_is_refused_unless_shareable)
     cr_assert(strstr(output, "is used by more than one disk of share-a (vdb, vdc); name the "
                              "target"),
               "%s", output);
-    cr_assert(definition_has("share-a", false, "<target dev='vdb'"));
-    cr_assert(definition_has("share-a", false, "<target dev='vdc'"));
+    cr_assert(daemon_domain_xml_contains(daemon_p, "share-a", false, "<target dev='vdb'"));
+    cr_assert(daemon_domain_xml_contains(daemon_p, "share-a", false, "<target dev='vdc'"));
     free(shared_b);
     free(shared_c);
     free(disk);
