@@ -79,20 +79,29 @@ int domains_check_disk_sharing(struct domains *domains, const char *uuid,
 
 /* ----------------------------------------------------------- definition updates --- */
 
+/* The persistent definition, for an operation with --config; NULL with `error` set when it
+ * cannot be read (a transient domain: NULL, no error). */
+static struct domain_definition *load_persistent(struct domains *domains, const char *uuid,
+                                                 struct pv_error *error)
+{
+    struct store_domain row;
+    if (store_domain_get(domains->store, uuid, &row, error) < 0)
+        return NULL;
+    struct domain_definition *persistent =
+        row.persistent_xml ? domains_parse_definition(domains, row.persistent_xml, error) : NULL;
+    store_domain_clear(&row);
+    return persistent;
+}
+
 /* Adds the device to (add) or removes its target from the persistent definition, if that is
  * not already so, and saves it. Idempotent: recovery may repeat it. */
 static int persistent_update(struct domains *domains, const char *uuid,
                              const struct domain_device *device, bool add, struct pv_error *error)
 {
-    struct store_domain row;
-    int rc = store_domain_get(domains->store, uuid, &row, error);
-    if (rc < 0)
-        return rc;
-    struct domain_definition *persistent =
-        row.persistent_xml ? domains_parse_definition(domains, row.persistent_xml, error) : NULL;
-    store_domain_clear(&row);
-    if (!persistent)
-        return 0; /* a transient domain has no persistent definition to change */
+    struct domain_definition *persistent = load_persistent(domains, uuid, error);
+    if (!persistent) /* unreadable: the error; transient: nothing to change */
+        return error->code;
+    int rc = 0;
     bool present = domain_find_disk(persistent, device->disk.target_dev) != NULL;
     if (add && !present) {
         struct domain_device copy = *device;
@@ -172,20 +181,6 @@ static int allocate_disk(struct domain_definition *live, struct domain_definitio
         return pv_error_set(error, -ENOSPC, "no free PCI slot left");
     domain_set_pci_address(address, (unsigned)slot);
     return 0;
-}
-
-/* The persistent definition, for an operation with --config; NULL with `error` set when it
- * cannot be read (a transient domain: NULL, no error). */
-static struct domain_definition *load_persistent(struct domains *domains, const char *uuid,
-                                                 struct pv_error *error)
-{
-    struct store_domain row;
-    if (store_domain_get(domains->store, uuid, &row, error) < 0)
-        return NULL;
-    struct domain_definition *persistent =
-        row.persistent_xml ? domains_parse_definition(domains, row.persistent_xml, error) : NULL;
-    store_domain_clear(&row);
-    return persistent;
 }
 
 /* ------------------------------------------------------------------ hotplug ops --- */

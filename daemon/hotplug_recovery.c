@@ -119,8 +119,6 @@ void hotplug_recovery_next(struct hotplug_job *job)
         job->names.function = json_get_int64(data, "function", &number) ? (int)number : 0;
         job->flags = json_get_int64(data, "flags", &number) ? (unsigned)number : 0;
         bool rolling_back = strcmp(phase, "do") != 0;
-        /* Whether any step was journaled: a detach's first step is device_del. */
-        bool step_journaled = json_get_string(data, "step") != NULL;
         /* The detach had already ended as pending (the guest was asked, and did not
          * answer in time): asking again would only delay recovery by a full timeout. */
         bool was_pending = !strcmp(phase, "pending");
@@ -156,10 +154,9 @@ void hotplug_recovery_next(struct hotplug_job *job)
             continue;
         }
         if (!attach && device_present && !was_pending) {
-            /* device_del was not sent, or was sent (step_journaled) but the daemon died
-             * before the guest answered: carry the detach on as the job would have
-             * (device_del again: QEMU accepts a repeated request once its first expired). */
-            (void)step_journaled;
+            /* device_del was not sent, or was sent but the daemon died before the guest
+             * answered: carry the detach on as the job would have (device_del again: QEMU
+             * accepts a repeated request once its first expired). */
             hotplug_report_add(job, "%s %s resumed", job->kind, job->names.target);
             job->phase = PHASE_UNDO;
             job->index = device_index;

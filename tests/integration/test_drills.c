@@ -764,7 +764,6 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
         const char *method = attached[d][t] ? "domain.detach_device" : "domain.attach_device";
         char *params = daemon_xml_params(names[d], disks[d][t], NULL);
         int mode = rand_r(&seed) % 4;
-        bool killed = false;
         if (mode == 0 && points) {
             /* armed at a point this operation may or may not reach */
             const char *point =
@@ -773,7 +772,7 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
             struct api_reply reply;
             int rc = call_quiet(method, params, &reply, 30000);
             api_reply_free(&reply);
-            killed = rc < 0;
+            bool killed = rc < 0;
             point_kills += killed;
             restart_daemon(NULL, killed ? SIGKILL : SIGTERM);
         } else if (mode == 1) {
@@ -781,7 +780,6 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
             cr_assert_eq(api_client_send(daemon_p->client, method, params, NULL, NULL), 0);
             daemon_sleep_ms(rand_r(&seed) % 13);
             restart_daemon(NULL, SIGKILL);
-            killed = true;
             random_kills++;
         } else {
             struct api_reply reply;
@@ -807,7 +805,6 @@ Test(drills, random_kills_during_attach_and_detach_never_leave_disagreement)
                 attached[k][j] = daemon_domain_xml_contains(daemon_p, names[k], false, needle);
             }
         }
-        (void)killed;
     }
     fprintf(stderr,
             "drill: seed %u, %lu operations, %lu kills (%lu at journal points, %lu at random "
