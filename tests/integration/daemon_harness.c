@@ -525,8 +525,14 @@ int daemon_qmp_execute(struct daemon_qmp *qmp, const char *command_json, char *r
                        int timeout_ms)
 {
     size_t length = strlen(command_json);
-    if (write(qmp->fd, command_json, length) != (ssize_t)length || write(qmp->fd, "\n", 1) != 1)
-        return -EIO;
+    /* MSG_NOSIGNAL: a VMM that closed the monitor fails the call, it does not kill the test
+     * process with SIGPIPE (which Criterion reports as a crash without a reason). */
+    if (send(qmp->fd, command_json, length, MSG_NOSIGNAL) != (ssize_t)length ||
+        send(qmp->fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+        int rc = -errno;
+        cr_log_error("QMP %s: %s", command_json, strerror(errno));
+        return rc;
+    }
     long long deadline = daemon_now_ms() + timeout_ms;
     for (;;) {
         int rc = qmp_read_line(qmp, reply, size, (int)(deadline - daemon_now_ms()));

@@ -441,9 +441,9 @@ Test(console, serial_log_keeps_what_the_guest_printed_while_the_daemon_was_down)
     struct daemon_qmp qmp;
     cr_assert_eq(daemon_qmp_connect(&qmp, daemon_p, "unattended"), 0);
     char reply[4096];
-    cr_assert_eq(daemon_qmp_execute(&qmp, "{\"execute\": \"system_powerdown\"}", reply,
-                                    sizeof(reply), 10000),
-                 0);
+    int rc = daemon_qmp_execute(&qmp, "{\"execute\": \"system_powerdown\"}", reply, sizeof(reply),
+                                10000);
+    cr_assert_eq(rc, 0, "system_powerdown over QMP: %s", strerror(-rc));
     char path[700];
     serial_log_path("unattended", path, sizeof(path));
     cr_assert_eq(wait_file_line(path, "PROBE POWEROFF", 30000), 0,
