@@ -7,6 +7,7 @@
 #include "acpi/acpi_tables.h"
 #include "block/block.h"
 #include "boot/boot.h"
+#include "net/net.h"
 #include "device_registry.h"
 #include "pci/pci.h"
 #include "pv_log.h"
@@ -109,6 +110,9 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     vm->block_layer = block_layer_create();
     if (!vm->block_layer)
         return pv_error_set(error, -ENOMEM, "cannot create the block layer");
+    vm->net_layer = net_layer_create();
+    if (!vm->net_layer)
+        return pv_error_set(error, -ENOMEM, "cannot create the network layer");
     vm->device_registry = device_registry_create(vm, error);
     if (!vm->device_registry)
         return error ? error->code : -EIO;
@@ -147,6 +151,9 @@ void machine_pc_destroy(struct machine_pc *machine)
     if (vm->block_layer)
         block_layer_destroy(vm->block_layer);
     vm->block_layer = NULL;
+    /* After the devices: NICs release their netdevs when they go. */
+    net_layer_destroy(vm->net_layer);
+    vm->net_layer = NULL;
     vm->power_button_hook = NULL;
     cpu_hotplug_destroy(vm->cpu_hotplug);
     vm->cpu_hotplug = NULL;
