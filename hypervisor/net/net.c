@@ -124,6 +124,12 @@ bool net_netdev_exists(struct net_layer *layer, const char *id)
     return find_netdev(layer, id) != NULL;
 }
 
+bool net_netdev_has_nic(struct net_layer *layer, const char *id)
+{
+    struct net_netdev *netdev = find_netdev(layer, id);
+    return netdev && netdev->peer;
+}
+
 /* QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */
 static bool id_wellformed(const char *id)
 {

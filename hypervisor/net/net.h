@@ -76,6 +76,8 @@ int net_netdev_check(struct qemu_options *options, enum net_syntax syntax, struc
 /* netdev_del: "Device 'x' not found" (class DeviceNotFound), refused while a NIC uses it. */
 int net_netdev_del(struct net_layer *layer, const char *id, struct pv_error *error);
 bool net_netdev_exists(struct net_layer *layer, const char *id);
+/* Whether a NIC is attached to netdev `id`. */
+bool net_netdev_has_nic(struct net_layer *layer, const char *id);
 
 /* Descriptors the monitor received (getfd name= with SCM_RIGHTS). The layer owns `fd` from
  * the call on (also on error) until closefd or until a netdev takes it (fd=name). A name
