@@ -27,6 +27,7 @@
 
 /* Which keys were given: QEMU's conflict checks are about presence, not values. */
 struct tap_keys {
+    const char *id; /* the netdev's, for QEMU's "<id>: Can't use file descriptor N" */
     const char *ifname, *fd, *fds, *script, *downscript, *helper, *br, *vhostfd, *vhostfds;
     bool has_vnet_hdr, vnet_hdr;
     bool has_queues;
@@ -46,6 +47,7 @@ static int read_keys(struct qemu_options *options, struct tap_keys *keys, struct
 {
     int rc;
     memset(keys, 0, sizeof(*keys));
+    keys->id = qemu_options_get(options, "id");
     keys->ifname = qemu_options_get(options, "ifname");
     keys->fd = qemu_options_get(options, "fd");
     keys->fds = qemu_options_get(options, "fds");
@@ -296,7 +298,7 @@ static int adopt_fds(struct net_tap *tap, const struct tap_keys *keys, net_tap_f
             break;
         }
         tap->fds[tap->queue_count++] = fd;
-        if ((rc = set_nonblocking(fd, item, error)) < 0)
+        if ((rc = set_nonblocking(fd, keys->id ? keys->id : item, error)) < 0)
             break;
         char ifname[IFNAMSIZ];
         bool vnet_hdr = false;
