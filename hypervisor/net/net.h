@@ -1,16 +1,18 @@
 /* The network layer: named netdevs (-netdev / netdev_add) and the NICs that use them, with
  * QEMU's semantics and messages.
  *
- * A netdev is a host backend; the only type is "tap". QMP netdev_add must name it ("type":
- * "tap"): QEMU 7.2 answers "Parameter 'type' is missing" without it, and so do we. A NIC
- * (virtio-net-pci) attaches to one netdev by id, which makes them peers: a netdev serves at most
- * one NIC, and netdev_del refuses a netdev that a NIC still uses. The NIC registers a few callbacks
- * so that set_link, info network and query-rx-filter, which name either side, reach it.
+ * A netdev is a host backend; the only type is "tap". QMP netdev_add must name it
+ * ("type": "tap"): QEMU 7.2 answers "Parameter 'type' is missing" without it, and so do we.
+ * A NIC (virtio-net-pci) attaches to one netdev by id, which makes them peers: a netdev
+ * serves at most one NIC, and netdev_del refuses a netdev that a NIC still uses (QEMU would
+ * close the tap under the NIC; here the NIC's I/O threads use its descriptors). The NIC
+ * registers a few callbacks so that set_link, info network and query-rx-filter, which name
+ * either side, reach it.
  *
  * Tap descriptors come from the caller whenever it can: fd=/fds= name descriptors that
- * arrived with the command line (a number) or by QMP getfd (a name; see
- * net_layer_take_named_fd's caller in the monitor). Opening /dev/net/tun by ifname= needs
- * CAP_NET_ADMIN and is there for hand-run VMMs; plugvirtd always passes fds.
+ * arrived with the command line (a number) or by QMP getfd (a name, kept by
+ * net_layer_add_named_fd until a netdev takes it or closefd closes it). Opening /dev/net/tun by
+ * ifname= needs CAP_NET_ADMIN and is there for hand-run VMMs; plugvirtd always passes fds.
  *
  * Threads: configuration and queries on the main thread; net_backend_send/receive on
  * device I/O threads (a netdev's queues are independent; one thread per queue at most). */
@@ -94,8 +96,9 @@ int net_layer_set_link(struct net_layer *layer, const char *name, bool up, struc
  * NIC"). Writes a JSON array. */
 int net_layer_query_rx_filter(struct net_layer *layer, const char *name, struct json_writer *writer,
                               struct pv_error *error);
-/* info network: QEMU's text, NICs with their netdev indented under them, then netdevs with
- * no NIC. Malloc'd. */
+/* info network: QEMU's text ("\n" line ends; HMP adds the "\r"), in creation order as
+ * QEMU lists its clients: a NIC with its netdev indented under it (" \\ "), one pair of
+ * lines per queue; a netdev with no NIC on its own. Malloc'd; NULL when out of memory. */
 char *net_layer_info_network(struct net_layer *layer);
 
 /* NIC side. Attaches the NIC to netdev `netdev_id` (NULL: a NIC without netdev=, as QEMU
