@@ -17,6 +17,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "block/block.h"
+#include "device_registry.h"
+#include "io_bus.h"
 #include "json_util.h"
 #include "monitor/monitor_hmp.h"
 #include "monitor/monitor_qmp.h"
 #include "monitor/qmp_commands.h"
 #include "net/net.h"
+#include "pci/pci.h"
 #include "qemu_options.h"
 #include "vm.h"
 
@@ -705,4 +710,78 @@ Test(net, hmp_host_net_add_and_remove)
     expect_hmp("host_net_remove 1 tap.0", "Host network device 'tap.0' on hub '1' not found\r\n");
     expect_hmp("host_net_remove 0 tap.0", "");
     cr_assert_eq(if_nametoindex("pvv0"), 0);
+}
+
+/* --- pci_add / pci_del on a machine without KVM ----------------------------------------- */
+
+static int no_msi(struct vm *vm, uint64_t address, uint32_t data)
+{
+    return 0;
+}
+static int no_irq(struct vm *vm, unsigned gsi, int level)
+{
+    return 0;
+}
+static void no_reset(struct vm *vm)
+{
+}
+static enum vm_run_state running(struct vm *vm)
+{
+    return VM_RUN_STATE_RUNNING;
+}
+static void no_quiesce(struct vm *vm)
+{
+}
+static const struct pci_platform_ops fake_platform = {
+    .signal_msi = no_msi,
+    .set_irq_line = no_irq,
+    .request_guest_reset = no_reset,
+    .get_run_state = running,
+    .quiesce = no_quiesce,
+    .unquiesce = no_quiesce,
+};
+
+/* QEMU 1.x-2.x's pci_add nic / pci_del (texts from its hw/pci/pci-hotplug-old.c). */
+Test(net, hmp_pci_add_puts_a_virtio_nic_on_the_hub_tap)
+{
+    fake_vm.vm_fd = fake_vm.kvm_fd = -1;
+    fake_vm.main_thread = pthread_self();
+    cr_assert_eq(io_bus_init(&fake_vm.io_bus, NULL), 0);
+    struct pv_error error = {0};
+    fake_vm.pci_bus = pci_bus_create_with_platform(&fake_vm, &fake_platform, NULL, &error);
+    cr_assert_not_null(fake_vm.pci_bus, "%s", error.message);
+    fake_vm.block_layer = block_layer_create();
+    fake_vm.device_registry = device_registry_create(&fake_vm, &error);
+    cr_assert_not_null(fake_vm.device_registry, "%s", error.message);
+    struct qemu_options probe;
+    cr_assert_eq(qemu_options_parse(&probe, "virtio-net-pci,id=probe", "driver", 0, NULL), 0);
+    int rc = device_registry_add(fake_vm.device_registry, &probe, &error);
+    qemu_options_free(&probe);
+    if (rc < 0)
+        cr_skip_test("virtio-net-pci is not in this build (%s)", error.message);
+    expect_hmp("device_del probe", "");
+
+    expect_hmp("host_net_add tap ifname=pvp0,script=no,downscript=no", "");
+    expect_hmp("pci_add auto storage file=x", "invalid type: storage\r\n");
+    expect_hmp("pci_add auto nic model=e1000",
+               "pci_add nic: model e1000 is not supported by plugvirt-vmm (only model=virtio)\r\n"
+               "failed to add model=e1000\r\n");
+    char *text = hmp("pci_add pci_addr=auto nic model=virtio,macaddr=52:54:00:00:00:07");
+    int slot = -1;
+    cr_assert_eq(sscanf(text, "OK domain 0, bus 0, slot %d, function 0\r\n", &slot), 1, "%s", text);
+    free(text);
+    cr_assert(net_netdev_has_nic(layer, "tap.0"), "the NIC did not take the hub's tap");
+    text = hmp("info network");
+    cr_assert(strstr(text, "macaddr=52:54:00:00:00:07\r\n \\ tap.0: index=0,type=tap,ifname=pvp0"),
+              "%s", text);
+    free(text);
+    expect_hmp("pci_del 1f", "slot 31 empty\r\n");
+    char line[32];
+    snprintf(line, sizeof(line), "pci_del %x", slot);
+    expect_hmp(line, "");
+
+    device_registry_destroy(fake_vm.device_registry);
+    pci_bus_destroy(fake_vm.pci_bus); /* the NICs go and release their netdevs */
+    block_layer_destroy(fake_vm.block_layer);
+    io_bus_destroy(&fake_vm.io_bus);
 }
