@@ -15,6 +15,7 @@
 
 #include "json_util.h"
 #include "net/net.h"
+#include "net/net_json.h"
 #include "options/json_options.h"
 
 #define NETDEV_JSON_MAX_LENGTH (64 * 1024)
@@ -34,7 +35,9 @@ int net_options_parse_netdev(const char *text, struct qemu_options *options, boo
         json_parse(text, strlen(text), NETDEV_JSON_MAX_LENGTH, NETDEV_JSON_MAX_DEPTH, error);
     if (!value)
         return error && error->code ? error->code : -EINVAL;
-    int rc = qemu_options_from_json(value, options, error);
+    int rc = net_netdev_check_json(value, error);
+    if (rc == 0)
+        rc = qemu_options_from_json(value, options, error);
     yajl_tree_free(value);
     return rc;
 }

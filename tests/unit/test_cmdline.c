@@ -689,6 +689,9 @@ Test(cmdline, netdev_errors_match_qemu)
         {"-netdev tap,id=a,vhostfds=3:4",
          "-netdev: vhostfds=: vhost-net is not supported yet by plugvirt-vmm"},
         {"-net foo", "-net: Parameter 'type' does not accept value 'foo'"},
+        /* JSON is QAPI-typed, as QMP netdev_add: a string is not a boolean. */
+        {"-netdev {\"type\":\"tap\",\"id\":\"n\",\"vhost\":\"on\"}",
+         "-netdev: Invalid parameter type for 'vhost', expected: boolean"},
         /* Ours: refusals by name. */
         {"-netdev socket,id=s", "-netdev: netdev type 'socket' is not supported by plugvirt-vmm"},
         {"-netdev tap,id=a,helper=/usr/lib/qemu/qemu-bridge-helper",
