@@ -80,8 +80,7 @@ static void machine_pc_press_power_button(struct vm *vm)
     acpi_pm_press_power_button(vm->acpi_pm);
 }
 
-/* -netdev (and -net tap) from the command line. */
-static int create_netdevs(struct vm *vm, struct pv_error *error)
+int machine_pc_create_netdevs(struct vm *vm, struct pv_error *error)
 {
     const struct vmm_config *config = vm->config;
     for (size_t i = 0; i < config->netdev_arg_count; i++) {
@@ -142,7 +141,7 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     if (!vm->serial)
         return error ? error->code : -EIO;
     /* Netdevs before devices: a NIC's netdev= names one. */
-    if ((rc = create_netdevs(vm, error)) < 0)
+    if ((rc = machine_pc_create_netdevs(vm, error)) < 0)
         return rc;
     /* Cold plug: the devices are there before the first vCPU instruction. */
     rc = device_registry_apply_config(vm->device_registry, vm->config, error);

@@ -30,6 +30,7 @@
 #include "block/block.h"
 #include "device_registry.h"
 #include "io_bus.h"
+#include "machine_pc.h"
 #include "json_util.h"
 #include "monitor/monitor_hmp.h"
 #include "monitor/monitor_qmp.h"
@@ -38,6 +39,8 @@
 #include "pci/pci.h"
 #include "qemu_options.h"
 #include "vm.h"
+#include "vmm_config.h"
+#include "cmdline.h"
 
 #define TEST_ETHERTYPE 0x88b5 /* IEEE local experimental: nothing else sends it */
 #define WAIT_MS 10000         /* bound for an event that must come */
@@ -741,8 +744,7 @@ static const struct pci_platform_ops fake_platform = {
     .unquiesce = no_quiesce,
 };
 
-/* QEMU 1.x-2.x's pci_add nic / pci_del (texts from its hw/pci/pci-hotplug-old.c). */
-Test(net, hmp_pci_add_puts_a_virtio_nic_on_the_hub_tap)
+static void fake_machine_create(void)
 {
     fake_vm.vm_fd = fake_vm.kvm_fd = -1;
     fake_vm.main_thread = pthread_self();
@@ -753,14 +755,34 @@ Test(net, hmp_pci_add_puts_a_virtio_nic_on_the_hub_tap)
     fake_vm.block_layer = block_layer_create();
     fake_vm.device_registry = device_registry_create(&fake_vm, &error);
     cr_assert_not_null(fake_vm.device_registry, "%s", error.message);
+}
+
+static void fake_machine_destroy(void)
+{
+    device_registry_destroy(fake_vm.device_registry);
+    pci_bus_destroy(fake_vm.pci_bus); /* the NICs go and release their netdevs */
+    block_layer_destroy(fake_vm.block_layer);
+    io_bus_destroy(&fake_vm.io_bus);
+}
+
+/* Whether this build has virtio-net-pci (it comes with branch vmm-virtio-net). */
+static bool virtio_net_available(void)
+{
     struct qemu_options probe;
-    cr_assert_eq(qemu_options_parse(&probe, "virtio-net-pci,id=probe", "driver", 0, NULL), 0);
+    cr_assert_eq(qemu_options_parse(&probe, "virtio-net-pci,id=probe,addr=1f", "driver", 0, NULL),
+                 0);
+    struct pv_error error = {0};
     int rc = device_registry_add(fake_vm.device_registry, &probe, &error);
     qemu_options_free(&probe);
-    if (rc < 0)
-        cr_skip_test("virtio-net-pci is not in this build (%s)", error.message);
-    expect_hmp("device_del probe", "");
+    return rc == 0;
+}
 
+/* QEMU 1.x-2.x's pci_add nic / pci_del (texts from its hw/pci/pci-hotplug-old.c). */
+Test(net, hmp_pci_add_puts_a_virtio_nic_on_the_hub_tap)
+{
+    fake_machine_create();
+    if (!virtio_net_available())
+        cr_skip_test("virtio-net-pci is not in this build");
     expect_hmp("host_net_add tap ifname=pvp0,script=no,downscript=no", "");
     expect_hmp("pci_add auto storage file=x", "invalid type: storage\r\n");
     expect_hmp("pci_add auto nic model=e1000",
@@ -775,13 +797,49 @@ Test(net, hmp_pci_add_puts_a_virtio_nic_on_the_hub_tap)
     cr_assert(strstr(text, "macaddr=52:54:00:00:00:07\r\n \\ tap.0: index=0,type=tap,ifname=pvp0"),
               "%s", text);
     free(text);
-    expect_hmp("pci_del 1f", "slot 31 empty\r\n");
+    expect_hmp("pci_del 1e", "slot 30 empty\r\n");
     char line[32];
     snprintf(line, sizeof(line), "pci_del %x", slot);
     expect_hmp(line, "");
+    fake_machine_destroy();
+}
 
-    device_registry_destroy(fake_vm.device_registry);
-    pci_bus_destroy(fake_vm.pci_bus); /* the NICs go and release their netdevs */
-    block_layer_destroy(fake_vm.block_layer);
-    io_bus_destroy(&fake_vm.io_bus);
+/* The command line end to end, without KVM: -net nic,model=virtio -net tap and -netdev +
+ * -device become taps with NICs on them, netdevs first. */
+Test(net, command_line_netdevs_come_before_their_nics)
+{
+    fake_machine_create();
+    if (!virtio_net_available())
+        cr_skip_test("virtio-net-pci is not in this build");
+    char *argv[] = {"plugvirt-vmm",
+                    "-netdev",
+                    "tap,id=n0,ifname=pvc0,script=no,downscript=no",
+                    "-device",
+                    "virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:00:01",
+                    "-net",
+                    "nic,model=virtio,macaddr=52:54:00:00:00:02",
+                    "-net",
+                    "tap,ifname=pvc1,script=no,downscript=no",
+                    NULL};
+    struct vmm_config config;
+    bool exit_early;
+    struct pv_error error = {0};
+    cr_assert_eq(vmm_config_parse(&config, 9, argv, &exit_early, &error), 0, "%s", error.message);
+    fake_vm.config = &config;
+    cr_assert_eq(machine_pc_create_netdevs(&fake_vm, &error), 0, "%s", error.message);
+    cr_assert_eq(device_registry_apply_config(fake_vm.device_registry, &config, &error), 0, "%s",
+                 error.message);
+    cr_assert(net_netdev_has_nic(layer, "n0"));
+    cr_assert(net_netdev_has_nic(layer, "tap.0"));
+    char *text = net_layer_info_network(layer);
+    cr_assert(strstr(text, "nic0: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:00:00:01\n"
+                           " \\ n0: index=0,type=tap,ifname=pvc0,script=no,downscript=no\n"),
+              "%s", text);
+    cr_assert(strstr(text, "macaddr=52:54:00:00:00:02\n"
+                           " \\ tap.0: index=0,type=tap,ifname=pvc1,script=no,downscript=no\n"),
+              "%s", text);
+    free(text);
+    fake_machine_destroy();
+    fake_vm.config = NULL;
+    vmm_config_free(&config);
 }
