@@ -181,6 +181,10 @@ int net_netdev_check(struct qemu_options *options, enum net_syntax syntax, struc
     if (!id)
         return pv_error_set(error, -EINVAL, "Parameter 'id' is missing");
     const char *type = qemu_options_get(options, "type");
+    /* QMP netdev_add without "type" means tap, as it did in QEMU before 6.0 and as the
+     * recipes users follow still write it; the command line keeps QEMU 7.2's rule. */
+    if (!type && syntax == NET_SYNTAX_QMP)
+        type = "tap";
     if (!type)
         return pv_error_set(error, -EINVAL, "Parameter 'type' is missing");
     if (strcmp(type, "tap") != 0) {

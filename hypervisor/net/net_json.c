@@ -34,6 +34,11 @@ static int check_member(const char *name, enum member_type type, yajl_val value,
                                 name);
         return 0;
     case MEMBER_BOOL:
+        /* "on"/"off" strings too: netdev_add took its arguments as option strings before
+         * QEMU 6.0, and scripts (and libvirt's older code) still send "vhost": "on". */
+        if (YAJL_IS_STRING(value) &&
+            (strcmp(value->u.string, "on") == 0 || strcmp(value->u.string, "off") == 0))
+            return 0;
         if (!YAJL_IS_TRUE(value) && !YAJL_IS_FALSE(value))
             return pv_error_set(error, -EINVAL,
                                 "Invalid parameter type for '%s', expected: boolean", name);
@@ -59,12 +64,15 @@ int net_netdev_check_json(yajl_val arguments, struct pv_error *error)
     static const char *const first[] = {"id", "type"};
     for (size_t i = 0; i < 2; i++) {
         yajl_val value = json_object_get(arguments, first[i]);
+        if (!value && i == 1)
+            break; /* no "type": tap (net_netdev_check) */
         if (!value)
             return pv_error_set(error, -EINVAL, "Parameter '%s' is missing", first[i]);
         if (check_member(first[i], MEMBER_STRING, value, error) < 0)
             return -EINVAL;
     }
-    if (strcmp(json_get_string(arguments, "type"), "tap") != 0)
+    const char *type = json_get_string(arguments, "type");
+    if (type && strcmp(type, "tap") != 0)
         return 0; /* net_netdev_check says what is wrong with the type */
     for (size_t i = 0; i < sizeof(tap_members) / sizeof(tap_members[0]); i++) {
         yajl_val value = json_object_get(arguments, tap_members[i].name);

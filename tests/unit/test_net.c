@@ -485,28 +485,38 @@ Test(net, qmp_seed_forms_and_errors)
 {
     struct qmp_fixture f;
     qmp_init(&f);
-    /* QEMU 7.2 answers the typeless form with this (its netdev_add needs "type"). */
+    /* The issue's seed forms as written. Without "type" netdev_add makes a tap (QEMU 7.2
+     * says "Parameter 'type' is missing"; older QEMU and the recipes take tap). */
     expect_qmp(&f,
-               "{\"execute\":\"netdev_add\",\"arguments\":{\"id\":\"net-0\",\"ifname\":\"tap0\"}}",
-               "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'type' is "
-               "missing\"}}");
+               "{\"execute\":\"netdev_add\",\"arguments\":{\"id\":\"net-0\",\"ifname\":\"tap0\","
+               "\"script\":\"no\",\"downscript\":\"no\"}}",
+               "{\"return\": {}}");
+    cr_assert_neq(if_nametoindex("tap0"), 0);
+    expect_qmp(&f, "{\"execute\":\"netdev_del\",\"arguments\":{\"id\":\"net-0\"}}",
+               "{\"return\": {}}");
     expect_qmp(&f,
                "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"net-0\","
                "\"ifname\":\"tap0\",\"script\":\"no\",\"downscript\":\"no\"}}",
                "{\"return\": {}}");
-    cr_assert_neq(if_nametoindex("tap0"), 0);
-    /* QEMU 7.2: a string for a boolean member. */
-    expect_qmp(&f,
-               "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"hostnet0\","
-               "\"script\":\"no\",\"vhost\":\"on\"}}",
-               "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Invalid parameter type for "
-               "'vhost', expected: boolean\"}}");
-    if (access("/dev/vhost-net", F_OK) != 0)
+    /* "vhost": "on" as a string (pre-6.0 QEMU's form): fails only because this host has no
+     * /dev/vhost-net. A string that is no boolean keeps QEMU 7.2's type error. */
+    if (access("/dev/vhost-net", F_OK) != 0) {
+        expect_qmp(&f,
+                   "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":"
+                   "\"hostnet0\",\"script\":\"no\",\"vhost\":\"on\"}}",
+                   "{\"error\": {\"class\": \"GenericError\", \"desc\": \"tap: open vhost char "
+                   "device failed: No such file or directory\"}}");
         expect_qmp(&f,
                    "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":"
                    "\"hostnet0\",\"script\":\"no\",\"vhost\":true}}",
                    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"tap: open vhost char "
                    "device failed: No such file or directory\"}}");
+    }
+    expect_qmp(&f,
+               "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"hostnet0\","
+               "\"script\":\"no\",\"vhost\":\"maybe\"}}",
+               "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Invalid parameter type for "
+               "'vhost', expected: boolean\"}}");
     /* QEMU 7.2, each with the arguments shown. */
     expect_qmp(&f,
                "{\"execute\":\"netdev_add\",\"arguments\":{\"type\":\"tap\",\"id\":\"h\","
