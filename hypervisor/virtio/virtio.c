@@ -92,6 +92,24 @@ static void run_io_fd(struct virtio_device *device, unsigned handle)
     pthread_mutex_unlock(&device->processing_lock);
 }
 
+/* epoll reports errors and hang-ups even with no events asked for: a descriptor that
+ * broke (a tap whose interface was deleted) would make the thread spin, so it leaves the
+ * wait set for good. */
+static void drop_io_fd(struct virtio_device *device, unsigned handle)
+{
+    pthread_mutex_lock(&device->processing_lock);
+    struct virtio_io_fd *io_fd = &device->io_fds[handle];
+    if (!io_fd->broken) {
+        io_fd->broken = true;
+        io_fd->polling = false;
+        if (epoll_ctl(device->epoll_fd, EPOLL_CTL_DEL, io_fd->fd, NULL) < 0)
+            pv_log_error("%s: epoll_ctl: %s", device->name, strerror(errno));
+        pv_log_warning("%s: descriptor %d reports an error or hang-up: no longer waited on",
+                       device->name, io_fd->fd);
+    }
+    pthread_mutex_unlock(&device->processing_lock);
+}
+
 static void *io_thread_main(void *opaque)
 {
     struct virtio_device *device = opaque;
@@ -112,7 +130,10 @@ static void *io_thread_main(void *opaque)
                 continue;
             }
             if (index & IO_FD_TAG) {
-                run_io_fd(device, index & ~IO_FD_TAG);
+                if (events[i].events & (EPOLLERR | EPOLLHUP))
+                    drop_io_fd(device, index & ~IO_FD_TAG);
+                else
+                    run_io_fd(device, index & ~IO_FD_TAG);
                 continue;
             }
             uint64_t value;
@@ -172,7 +193,7 @@ int virtio_device_set_io_fd_polling(struct virtio_device *device, int handle, bo
     if (handle < 0 || (unsigned)handle >= device->io_fd_count)
         return -EINVAL;
     struct virtio_io_fd *io_fd = &device->io_fds[handle];
-    if (io_fd->polling == polling)
+    if (io_fd->polling == polling || io_fd->broken)
         return 0;
     io_fd->polling = polling;
     if (device->epoll_fd < 0)

@@ -85,6 +85,7 @@ struct virtio_io_fd {
     virtio_io_fd_fn callback;
     void *opaque;
     bool polling;
+    bool broken; /* reported an error or hang-up: out of the wait set */
 };
 
 struct virtio_device {

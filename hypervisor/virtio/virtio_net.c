@@ -275,8 +275,10 @@ static void receive_from_tap(struct virtio_net *net, unsigned index)
                 break;
             }
             if (length < 0) {
+                /* Not a transient condition for a tap: waiting on it again would spin. The
+                 * next receive-queue notification tries again. */
                 pv_log_warning("%s: receive: %s", net->name, strerror((int)-length));
-                continue;
+                break;
             }
             if (!virtio_net_filter_accepts(&net->filter, tap->frame + NET_HEADER_SIZE,
                                            tap->length - NET_HEADER_SIZE))

@@ -723,6 +723,18 @@ Test(virtio_net, multiqueue_with_two_tap_queues)
     cr_assert_arr_eq(ram + got->gpa + HEADER, frame, length);
 }
 
+Test(virtio_net, the_netdev_is_free_once_the_nic_is_gone)
+{
+    create_device(&plain);
+    struct pv_error error = {0};
+    cr_assert_lt(net_netdev_del(layer, "hostnet0", &error), 0, "netdev_del while the NIC uses it");
+    virtio_device_destroy(device);
+    device = NULL;
+    net = NULL;
+    error = (struct pv_error){0};
+    cr_assert_eq(net_netdev_del(layer, "hostnet0", &error), 0, "%s", error.message);
+}
+
 Test(virtio_net, short_transmit_header_needs_reset)
 {
     create_device(&plain);
@@ -860,6 +872,31 @@ Test(virtio_net_models, other_nic_models_are_refused_by_name)
     cr_assert_lt(try_device_add(vm, "virtio-net-pci,romfile=efi-virtio.rom", &error), 0);
     cr_assert_not_null(strstr(error.message, "romfile='efi-virtio.rom' is not supported"), "%s",
                        error.message);
+
+    /* A NIC without netdev= is accepted, as by QEMU, with the first default MAC; the
+     * next NIC gets the next one. */
+    error = (struct pv_error){0};
+    cr_assert_eq(try_device_add(vm, "virtio-net-pci,id=nic0", &error), 0, "%s", error.message);
+    error = (struct pv_error){0};
+    cr_assert_eq(try_device_add(vm, "virtio-net-pci", &error), 0, "%s", error.message);
+    struct pci_device *nic = pci_bus_find_by_id(vm->pci_bus, "nic0");
+    cr_assert_not_null(nic);
+    uint16_t ids[2];
+    memcpy(ids, nic->config, 4);
+    cr_assert_eq(ids[0], 0x1af4);
+    cr_assert_eq(ids[1], 0x1041);
+    cr_assert_eq(nic->config[0x0b], 0x02, "network controller class");
+    cr_assert_eq(nic->config[0x0a], 0x00, "Ethernet subclass");
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    cr_assert_eq(net_layer_query_rx_filter(vm->net_layer, NULL, &writer, &error), 0);
+    const char *json = json_writer_text(&writer);
+    cr_assert_not_null(strstr(json, "\"name\": \"nic0\", \"main-mac\": \"52:54:00:12:34:56\""),
+                       "%s", json);
+    cr_assert_not_null(
+        strstr(json, "\"name\": \"virtio-net-pci.0\", \"main-mac\": \"52:54:00:12:34:57\""), "%s",
+        json);
+    json_writer_free(&writer);
 
     device_registry_destroy(vm->device_registry);
     net_layer_destroy(vm->net_layer);
