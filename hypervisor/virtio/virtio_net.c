@@ -564,14 +564,18 @@ static uint64_t offered_features(struct virtio_net *net, const struct virtio_net
         {options->csum && options->gso, F(GSO), true},
         {options->csum && options->host_tso4, F(HOST_TSO4), true},
         {options->csum && options->host_tso6, F(HOST_TSO6), true},
-        {options->csum && options->host_ecn, F(HOST_ECN), true},
+        {options->csum && options->host_ecn && (options->host_tso4 || options->host_tso6),
+         F(HOST_ECN), true},
         {options->csum && options->host_ufo && has_ufo, F(HOST_UFO), true},
         {options->guest_csum, F(GUEST_CSUM), true},
         {options->guest_csum && options->guest_tso4, F(GUEST_TSO4), true},
         {options->guest_csum && options->guest_tso6, F(GUEST_TSO6), true},
-        {options->guest_csum && options->guest_ecn, F(GUEST_ECN), true},
+        {options->guest_csum && options->guest_ecn && (options->guest_tso4 || options->guest_tso6),
+         F(GUEST_ECN), true},
         {options->guest_csum && options->guest_ufo && has_ufo, F(GUEST_UFO), true},
     };
+    /* Each offload also needs what 5.1.3.1 makes it depend on (TSO needs CSUM, ECN needs
+     * TSO), so switching one property off never leaves a feature without its base. */
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         if (table[i].on && (net->vnet_hdr || !table[i].needs_vnet_hdr))
             features |= table[i].bit;

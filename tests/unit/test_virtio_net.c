@@ -7,7 +7,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if_packet.h>
+#include <linux/sockios.h>
 #include <linux/virtio_net.h>
 #include <linux/virtio_ring.h>
 #include <net/if.h>
@@ -491,6 +493,45 @@ Test(virtio_net, features_without_vnet_hdr_offer_no_offloads)
                                  VIRTIO_NET_F_HOST_UFO,   VIRTIO_NET_F_GUEST_UFO};
     for (size_t i = 0; i < sizeof(offloads) / sizeof(offloads[0]); i++)
         cr_assert_not(offered(offloads[i]), "feature %u offered without vnet_hdr", offloads[i]);
+}
+
+/* An offload flag of the tap interface, as ethtool -k shows it. */
+static uint32_t tap_offload(uint32_t command)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct ethtool_value value = {.cmd = command};
+    struct ifreq request = {0};
+    snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", TAP_NAME);
+    request.ifr_data = (void *)&value;
+    cr_assert_eq(ioctl(fd, SIOCETHTOOL, &request), 0, "%s", strerror(errno));
+    close(fd);
+    return value.data;
+}
+
+/* One frame out, so the device has seen the negotiated features and set the tap up. */
+static void send_one_frame(void)
+{
+    uint8_t frame[200], received[200];
+    size_t length = build_frame(frame, host_mac, 4, 60);
+    guest_send(1, frame, length);
+    cr_assert_eq(host_receive(received, sizeof(received)), (ssize_t)length);
+}
+
+Test(virtio_net, tap_offloads_follow_what_the_guest_accepted)
+{
+    create_device(&plain);
+    driver_init(~0ULL);
+    send_one_frame();
+    cr_assert_eq(tap_offload(ETHTOOL_GTXCSUM), 1, "GUEST_CSUM accepted: TUN_F_CSUM");
+    cr_assert_eq(tap_offload(ETHTOOL_GTSO), 1, "GUEST_TSO4 accepted: TUN_F_TSO4");
+    uint64_t guest_offloads = 1ULL << VIRTIO_NET_F_GUEST_CSUM | 1ULL << VIRTIO_NET_F_GUEST_TSO4 |
+                              1ULL << VIRTIO_NET_F_GUEST_TSO6 | 1ULL << VIRTIO_NET_F_GUEST_ECN |
+                              1ULL << VIRTIO_NET_F_GUEST_UFO;
+    driver_init(~guest_offloads);
+    send_one_frame();
+    cr_assert_eq(tap_offload(ETHTOOL_GTSO), 0, "a guest without TSO gets no TSO frames");
+    cr_assert_eq(tap_offload(ETHTOOL_GTXCSUM), 0);
 }
 
 Test(virtio_net, config_space_has_mac_and_link_status)
