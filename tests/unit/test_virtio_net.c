@@ -458,6 +458,7 @@ static const struct device_config plain = {NULL, false};
 static const struct device_config no_vnet_hdr = {",vnet_hdr=off", false};
 
 TestSuite(virtio_net, .fini = teardown);
+TestSuite(virtio_net_models, .fini = teardown);
 
 Test(virtio_net, features_with_vnet_hdr_offer_offloads)
 {
@@ -848,12 +849,47 @@ static int no_irq(struct vm *vm, unsigned gsi, int level)
     return 0;
 }
 
+static void quiesce_nothing(struct vm *vm)
+{
+    (void)vm;
+}
+
 static const struct pci_platform_ops fake_platform = {
     .signal_msi = no_msi,
     .set_irq_line = no_irq,
     .request_guest_reset = mark_guest_reset,
     .get_run_state = run_state,
+    .quiesce = quiesce_nothing,
+    .unquiesce = quiesce_nothing,
 };
+
+static struct vm *fake_machine_create(struct fake_machine *machine)
+{
+    memset(machine, 0, sizeof(*machine));
+    struct vm *vm = &machine->vm;
+    vm->vm_fd = vm->kvm_fd = -1;
+    vm->main_thread = pthread_self();
+    cr_assert_eq(io_bus_init(&vm->io_bus, NULL), 0);
+    struct pv_error error = {0};
+    vm->pci_bus = pci_bus_create_with_platform(vm, &fake_platform, NULL, &error);
+    cr_assert_not_null(vm->pci_bus, "%s", error.message);
+    vm->block_layer = block_layer_create();
+    vm->net_layer = net_layer_create();
+    cr_assert(vm->block_layer && vm->net_layer);
+    vm->device_registry = device_registry_create(vm, &error);
+    cr_assert_not_null(vm->device_registry, "%s", error.message);
+    return vm;
+}
+
+static void fake_machine_destroy(struct fake_machine *machine)
+{
+    struct vm *vm = &machine->vm;
+    device_registry_destroy(vm->device_registry);
+    pci_bus_destroy(vm->pci_bus); /* destroys the NICs, which release their netdevs */
+    net_layer_destroy(vm->net_layer);
+    block_layer_destroy(vm->block_layer);
+    io_bus_destroy(&vm->io_bus);
+}
 
 static int try_device_add(struct vm *vm, const char *text, struct pv_error *error)
 {
@@ -866,17 +902,9 @@ static int try_device_add(struct vm *vm, const char *text, struct pv_error *erro
 
 Test(virtio_net_models, other_nic_models_are_refused_by_name)
 {
-    struct fake_machine machine = {0};
-    struct vm *vm = &machine.vm;
-    vm->vm_fd = vm->kvm_fd = -1;
-    cr_assert_eq(io_bus_init(&vm->io_bus, NULL), 0);
+    struct fake_machine machine;
+    struct vm *vm = fake_machine_create(&machine);
     struct pv_error error = {0};
-    vm->pci_bus = pci_bus_create_with_platform(vm, &fake_platform, NULL, &error);
-    cr_assert_not_null(vm->pci_bus, "%s", error.message);
-    vm->block_layer = block_layer_create();
-    vm->net_layer = net_layer_create();
-    vm->device_registry = device_registry_create(vm, &error);
-    cr_assert_not_null(vm->device_registry, "%s", error.message);
 
     const char *models[] = {"e1000", "e1000e",  "rtl8139", "ne2k_pci",
                             "pcnet", "vmxnet3", "i82559er"};
@@ -939,9 +967,49 @@ Test(virtio_net_models, other_nic_models_are_refused_by_name)
         json);
     json_writer_free(&writer);
 
-    device_registry_destroy(vm->device_registry);
-    net_layer_destroy(vm->net_layer);
-    block_layer_destroy(vm->block_layer);
-    pci_bus_destroy(vm->pci_bus);
-    io_bus_destroy(&vm->io_bus);
+    fake_machine_destroy(&machine);
+}
+
+static void record_vm_event(void *opaque, const char *name, const char *data)
+{
+    record_event(opaque, name, data);
+}
+
+Test(virtio_net_models, unplug_reports_both_deletions_and_frees_the_netdev)
+{
+    enter_network_namespace();
+    notify_fd = eventfd(0, EFD_CLOEXEC);
+    cr_assert_geq(notify_fd, 0);
+    struct fake_machine machine;
+    struct vm *vm = fake_machine_create(&machine);
+    vm_add_event_listener(vm, record_vm_event, NULL);
+    struct pv_error error = {0};
+    struct qemu_options options;
+    cr_assert_eq(qemu_options_parse(
+                     &options, "type=tap,id=hostnet0,ifname=" TAP_NAME ",script=no,downscript=no",
+                     NULL, 0, &error),
+                 0);
+    cr_assert_eq(net_netdev_add(vm->net_layer, &options, &error), 0, "%s", error.message);
+    qemu_options_free(&options);
+    cr_assert_eq(try_device_add(vm, "virtio-net-pci,netdev=hostnet0,id=nic1,mq=on", &error), 0,
+                 "%s", error.message);
+    error = (struct pv_error){0};
+    cr_assert_lt(try_device_add(vm, "virtio-net-pci,netdev=hostnet0,id=nic2", &error), 0);
+    cr_assert_str_eq(
+        error.message,
+        "Property 'virtio-net-device.netdev' can't take value 'hostnet0', it's in use");
+    struct pci_device *nic = pci_bus_find_by_id(vm->pci_bus, "nic1");
+    cr_assert_not_null(nic);
+    error = (struct pv_error){0};
+    cr_assert_lt(net_netdev_del(vm->net_layer, "hostnet0", &error), 0);
+
+    pci_bus_remove_slot(vm->pci_bus, (unsigned)nic->slot); /* what the guest's eject does */
+    cr_assert_eq(event_count, 2);
+    cr_assert_str_eq(events[0],
+                     "DEVICE_DELETED {\"path\": \"/machine/peripheral/nic1/virtio-backend\"}");
+    cr_assert_str_eq(
+        events[1], "DEVICE_DELETED {\"device\": \"nic1\", \"path\": \"/machine/peripheral/nic1\"}");
+    error = (struct pv_error){0};
+    cr_assert_eq(net_netdev_del(vm->net_layer, "hostnet0", &error), 0, "%s", error.message);
+    fake_machine_destroy(&machine);
 }
