@@ -35,6 +35,7 @@ struct net_config_space {
     uint8_t mac[6];
     uint16_t status;
     uint16_t max_virtqueue_pairs;
+    uint16_t mtu;
 } __attribute__((packed));
 
 /* One queue of the tap and the frame read from it that waits for guest buffers. */
@@ -56,6 +57,7 @@ struct virtio_net {
     bool vnet_hdr;
     unsigned tap_queues;
     unsigned max_pairs;
+    uint16_t mtu; /* host_mtu; 0: VIRTIO_NET_F_MTU not offered */
     bool has_control_queue;
     virtio_net_event_fn emit_event;
     void *event_opaque;
@@ -119,6 +121,7 @@ static void net_read_config(struct virtio_device *device, uint32_t offset, void 
     virtio_net_filter_get_mac(&net->filter, config.mac);
     config.status = atomic_load(&net->link_up) ? VIRTIO_NET_S_LINK_UP : 0;
     config.max_virtqueue_pairs = (uint16_t)net->max_pairs;
+    config.mtu = net->mtu;
     memset(data, 0, size);
     if (offset < sizeof(config)) {
         unsigned available = (unsigned)(sizeof(config) - offset);
@@ -581,6 +584,8 @@ static uint64_t offered_features(struct virtio_net *net, const struct virtio_net
             features |= table[i].bit;
     if (net->max_pairs > 1)
         features |= F(MQ);
+    if (net->mtu)
+        features |= F(MTU);
     return features;
 }
 
@@ -679,6 +684,7 @@ struct virtio_net *virtio_net_new(const struct virtio_net_options *options, stru
     atomic_store(&net->link_up, net_backend_link_up(net->backend));
     net->max_pairs = options->mq && net->tap_queues > 1 ? net->tap_queues : 1;
     net->has_control_queue = options->ctrl_vq;
+    net->mtu = options->host_mtu;
     unsigned queue_count = 2 * net->max_pairs + (net->has_control_queue ? 1 : 0);
     unsigned tx_size = options->tx_queue_size < TX_QUEUE_SIZE_TAP_MAX ? options->tx_queue_size
                                                                       : TX_QUEUE_SIZE_TAP_MAX;
@@ -765,13 +771,19 @@ static int refuse_unimplemented(struct qemu_options *options, struct pv_error *e
                                 "(use %s=off or leave it out)",
                                 features[i], features[i]);
     }
-    static const char *const values[] = {"host_mtu",  "speed",     "duplex",
-                                         "x-txtimer", "x-txburst", "tx"};
+    static const char *const values[] = {"speed", "duplex", "x-txtimer", "x-txburst"};
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++)
         if (qemu_options_get(options, values[i]))
             return pv_error_set(error, -EINVAL,
                                 "virtio-net-pci: property '%s' is not supported by plugvirt-vmm",
                                 values[i]);
+    /* "bh" is how TX already works here: on the queue's notification, without a timer. */
+    const char *tx = qemu_options_get(options, "tx");
+    if (tx && strcmp(tx, "bh") != 0)
+        return pv_error_set(error, -EINVAL,
+                            "virtio-net-pci: tx=%s is not supported by plugvirt-vmm (only tx=bh: "
+                            "frames are sent when the guest notifies)",
+                            tx);
     const char *romfile = qemu_options_get(options, "romfile");
     if (romfile && romfile[0])
         return pv_error_set(error, -EINVAL,
@@ -848,6 +860,12 @@ int virtio_net_options_from_qemu(struct qemu_options *options, struct virtio_net
         (status = qemu_options_get_unsigned(options, "tx_queue_size", net->tx_queue_size,
                                             &net->tx_queue_size, error)) < 0)
         return status;
+    unsigned mtu = net->host_mtu;
+    if ((status = qemu_options_get_unsigned(options, "host_mtu", mtu, &mtu, error)) < 0)
+        return status;
+    if (mtu > UINT16_MAX)
+        return pv_error_set(error, -EINVAL, "Parameter 'host_mtu' expects uint16_t");
+    net->host_mtu = (uint16_t)mtu;
     if ((status = refuse_unimplemented(options, error)) < 0 ||
         (status = check_transport(options, error)) < 0)
         return status;

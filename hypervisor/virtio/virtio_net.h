@@ -1,7 +1,7 @@
 /* virtio-net (virtio 1.x, 5.1) on a netdev of the network layer (net/net.h).
  *
  * Queues: receiveq/transmitq pairs (rx 2k, tx 2k+1), then the control queue
- * (at 2N with MQ negotiated, else at 2). Features: MAC, STATUS, MRG_RXBUF,
+ * (at 2N with MQ negotiated, else at 2). Features: MAC, STATUS, MRG_RXBUF, MTU,
  * CTRL_VQ with CTRL_RX, CTRL_RX_EXTRA and CTRL_MAC_ADDR, MQ when the netdev
  * has several queues and mq=on, and the checksum/segmentation offloads only
  * when the tap carries a virtio-net header (vnet_hdr).
@@ -39,6 +39,7 @@ struct virtio_net_options {
     const char *qdev_path; /* ".../virtio-backend", for NIC_RX_FILTER_CHANGED */
     uint8_t mac[6];
     bool mq;                /* offer MQ when the netdev has several queues */
+    uint16_t host_mtu;      /* 0: no VIRTIO_NET_F_MTU; else the MTU advised to the guest */
     unsigned rx_queue_size; /* 256..1024, power of two */
     unsigned tx_queue_size;
     bool status, mrg_rxbuf, ctrl_vq, ctrl_rx, ctrl_rx_extra, ctrl_mac_addr;

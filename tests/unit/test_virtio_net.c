@@ -169,6 +169,7 @@ static void open_packet_socket(const char *ifname)
 struct device_config {
     const char *netdev_extra; /* appended to the netdev options */
     bool mq;
+    uint16_t host_mtu;
 };
 
 static void create_device(const struct device_config *config)
@@ -200,6 +201,7 @@ static void create_device(const struct device_config *config)
     net_options.name = "net0";
     net_options.qdev_path = "/machine/peripheral/net0/virtio-backend";
     net_options.mq = config->mq;
+    net_options.host_mtu = config->host_mtu;
     memcpy(net_options.mac, guest_mac, 6);
     net_options.emit_event = record_event;
     net = virtio_net_new(&net_options, &error);
@@ -454,8 +456,8 @@ static void read_config(uint32_t offset, void *data, unsigned size)
 
 /* -------------------------------------------------------------------- tests --- */
 
-static const struct device_config plain = {NULL, false};
-static const struct device_config no_vnet_hdr = {",vnet_hdr=off", false};
+static const struct device_config plain = {NULL, false, 0};
+static const struct device_config no_vnet_hdr = {",vnet_hdr=off", false, 0};
 
 TestSuite(virtio_net, .fini = teardown);
 TestSuite(virtio_net_models, .fini = teardown);
@@ -545,6 +547,17 @@ Test(virtio_net, config_space_has_mac_and_link_status)
     uint16_t status = 0;
     read_config(6, &status, 2);
     cr_assert_eq(status, VIRTIO_NET_S_LINK_UP);
+    cr_assert_not(offered(VIRTIO_NET_F_MTU), "no host_mtu: no MTU advice");
+}
+
+Test(virtio_net, host_mtu_is_advised_in_config_space)
+{
+    static const struct device_config jumbo = {NULL, false, 9000};
+    create_device(&jumbo);
+    cr_assert(offered(VIRTIO_NET_F_MTU));
+    uint16_t mtu = 0;
+    read_config(10, &mtu, 2);
+    cr_assert_eq(mtu, 9000);
 }
 
 /* A frame from the host to the guest and one back, with or without the tap's header. */
@@ -735,7 +748,7 @@ Test(virtio_net, link_down_interrupts_and_drops_transmitted_frames)
 
 Test(virtio_net, multiqueue_with_two_tap_queues)
 {
-    static const struct device_config two = {",queues=2", true};
+    static const struct device_config two = {",queues=2", true, 0};
     create_device(&two);
     cr_assert(offered(VIRTIO_NET_F_MQ));
     cr_assert_eq(device->queue_count, 5, "two pairs and the control queue");
@@ -934,6 +947,12 @@ Test(virtio_net_models, other_nic_models_are_refused_by_name)
     cr_assert_lt(try_device_add(vm, "virtio-net-pci,rx_queue_size=100", &error), 0);
     cr_assert_str_eq(error.message,
                      "Invalid rx_queue_size (= 100), must be a power of 2 between 256 and 1024.");
+    error = (struct pv_error){0};
+    cr_assert_lt(try_device_add(vm, "virtio-net-pci,host_mtu=70000", &error), 0);
+    cr_assert_str_eq(error.message, "Parameter 'host_mtu' expects uint16_t");
+    error = (struct pv_error){0};
+    cr_assert_lt(try_device_add(vm, "virtio-net-pci,tx=timer", &error), 0);
+    cr_assert_not_null(strstr(error.message, "tx=timer is not supported"), "%s", error.message);
     error = (struct pv_error){0};
     cr_assert_lt(try_device_add(vm, "virtio-net-pci,ctrl_vlan=on", &error), 0);
     cr_assert_not_null(strstr(error.message, "ctrl_vlan=on is not supported"), "%s", error.message);
