@@ -66,8 +66,12 @@ struct virtio_net *virtio_net_new(const struct virtio_net_options *options, stru
 struct virtio_device *virtio_net_device(struct virtio_net *net);
 /* The guest's current MAC (the control queue may change it). */
 void virtio_net_get_mac(struct virtio_net *net, uint8_t mac[6]);
+/* The mac property (what a reset restores), and the NIC's name. */
+const uint8_t *virtio_net_config_mac(struct virtio_net *net);
+const char *virtio_net_name(struct virtio_net *net);
 
-/* The -device / device_add model "virtio-net-pci" (device_registry.c lists it). */
+/* The -device / device_add model "virtio-net-pci" (virtio_net_pci.c; device_registry.c
+ * lists it). */
 extern const struct device_model virtio_net_pci_model;
 
 #endif
