@@ -101,12 +101,13 @@ void virtio_net_options_init(struct virtio_net_options *options)
     net_default_mac(0, options->mac);
     options->rx_queue_size = QUEUE_SIZE_DEFAULT;
     options->tx_queue_size = QUEUE_SIZE_DEFAULT;
-    bool *on[] = {&options->status,    &options->mrg_rxbuf,     &options->ctrl_vq,
-                  &options->ctrl_rx,   &options->ctrl_rx_extra, &options->ctrl_mac_addr,
-                  &options->csum,      &options->guest_csum,    &options->gso,
-                  &options->host_tso4, &options->host_tso6,     &options->host_ecn,
-                  &options->host_ufo,  &options->guest_tso4,    &options->guest_tso6,
-                  &options->guest_ecn, &options->guest_ufo};
+    bool *on[] = {&options->status,       &options->mrg_rxbuf,     &options->ctrl_vq,
+                  &options->ctrl_rx,      &options->ctrl_rx_extra, &options->ctrl_mac_addr,
+                  &options->csum,         &options->guest_csum,    &options->gso,
+                  &options->host_tso4,    &options->host_tso6,     &options->host_ecn,
+                  &options->host_ufo,     &options->guest_tso4,    &options->guest_tso6,
+                  &options->guest_ecn,    &options->guest_ufo,     &options->event_idx,
+                  &options->indirect_desc};
     for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++)
         *on[i] = true;
 }
@@ -557,8 +558,11 @@ static bool valid_queue_size(unsigned size)
 static uint64_t offered_features(struct virtio_net *net, const struct virtio_net_options *options,
                                  bool has_ufo)
 {
-    uint64_t features =
-        VIRTIO_FEATURE_VERSION_1 | VIRTIO_FEATURE_INDIRECT_DESC | VIRTIO_FEATURE_EVENT_IDX | F(MAC);
+    uint64_t features = VIRTIO_FEATURE_VERSION_1 | F(MAC);
+    if (options->event_idx)
+        features |= VIRTIO_FEATURE_EVENT_IDX;
+    if (options->indirect_desc)
+        features |= VIRTIO_FEATURE_INDIRECT_DESC;
     const struct {
         bool on;
         uint64_t bit;

@@ -45,6 +45,7 @@ struct virtio_net_options {
     bool status, mrg_rxbuf, ctrl_vq, ctrl_rx, ctrl_rx_extra, ctrl_mac_addr;
     bool csum, guest_csum, gso, host_tso4, host_tso6, host_ecn, host_ufo;
     bool guest_tso4, guest_tso6, guest_ecn, guest_ufo;
+    bool event_idx, indirect_desc; /* the ring features (QEMU's virtio properties) */
     virtio_net_event_fn emit_event;
     void *event_opaque;
 };

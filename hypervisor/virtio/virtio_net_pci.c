@@ -55,9 +55,17 @@ static void pick_anonymous_name(struct vm *vm, char *name, size_t size)
  * defaults for them are on, an explicit "off" is what we already do. */
 static int refuse_unimplemented(struct qemu_options *options, struct pv_error *error)
 {
-    static const char *const features[] = {"ctrl_vlan",    "guest_announce", "ctrl_guest_offloads",
-                                           "rss",          "hash",           "failover",
-                                           "guest_rsc_ext"};
+    static const char *const features[] = {"ctrl_vlan",
+                                           "guest_announce",
+                                           "ctrl_guest_offloads",
+                                           "rss",
+                                           "hash",
+                                           "failover",
+                                           "guest_rsc_ext",
+                                           "packed",
+                                           "page-per-vq",
+                                           "iommu_platform",
+                                           "ats"};
     for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
         bool on;
         int status = qemu_options_get_bool(options, features[i], false, &on, error);
@@ -147,6 +155,8 @@ int virtio_net_options_from_qemu(struct qemu_options *options, struct virtio_net
         {"guest_tso6", &net->guest_tso6},
         {"guest_ecn", &net->guest_ecn},
         {"guest_ufo", &net->guest_ufo},
+        {"event_idx", &net->event_idx},
+        {"indirect_desc", &net->indirect_desc},
     };
     int status;
     for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
