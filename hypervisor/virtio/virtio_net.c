@@ -266,29 +266,33 @@ static int place_frame(struct virtio_net *net, struct virtqueue *queue, const ui
     return 1;
 }
 
-/* Moves frames from tap queue `index` to the guest while it has buffers; polling
- * the tap stays on only while there is room, so a full ring never spins. */
+/* Moves frames from tap queue `index` to the guest while it has buffers; the tap is
+ * polled afterwards only when it ran dry (-EAGAIN) or the budget ran out, never while
+ * the ring is full or the device stopped, so a full ring never spins. */
 static void receive_from_tap(struct virtio_net *net, unsigned index)
 {
     struct tap_queue *tap = &net->taps[index];
     struct virtqueue *queue = rx_queue_of(net, index);
-    bool delivered = false, polling = false;
+    bool delivered = false, polling = true; /* true: the budget runs out */
     configure_backend(net);
     for (unsigned budget = 0; budget < RX_BUDGET; budget++) {
-        if (!device_live(net) || !queue->enabled || queue->broken)
+        if (!device_live(net) || !queue->enabled || queue->broken) {
+            polling = false;
             break;
+        }
         if (!tap->held) {
-            if (!virtqueue_has_pending(queue))
-                break;
-            ssize_t length = read_frame(net, index);
-            if (length == -EAGAIN) {
-                polling = true;
+            if (!virtqueue_has_pending(queue)) {
+                polling = false; /* the receive queue's notification resumes */
                 break;
             }
+            ssize_t length = read_frame(net, index);
+            if (length == -EAGAIN)
+                break;
             if (length < 0) {
                 /* Not a transient condition for a tap: waiting on it again would spin. The
                  * next receive-queue notification tries again. */
                 pv_log_warning("%s: receive: %s", net->name, strerror((int)-length));
+                polling = false;
                 break;
             }
             if (!virtio_net_filter_accepts(&net->filter, tap->frame + NET_HEADER_SIZE,
@@ -297,13 +301,14 @@ static void receive_from_tap(struct virtio_net *net, unsigned index)
             tap->held = true;
         }
         int placed = place_frame(net, queue, tap->frame, tap->length);
-        if (placed <= 0)
+        if (placed <= 0) {
+            polling = false; /* too few buffers (the frame stays held) or a broken ring */
             break;
+        }
         tap->held = false;
         delivered = true;
-        polling = true; /* budget spent: come back through epoll, after the other queues */
     }
-    set_polling(net, index, polling && device_live(net));
+    set_polling(net, index, polling);
     if (delivered)
         virtio_device_notify(&net->virtio, queue);
 }

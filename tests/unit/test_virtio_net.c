@@ -662,6 +662,33 @@ Test(virtio_net, mergeable_buffers_hold_a_frame_spanning_several)
     cr_assert_arr_eq(assembled + HEADER, frame, length);
 }
 
+Test(virtio_net, a_frame_waits_for_enough_mergeable_buffers)
+{
+    create_device(&plain);
+    driver_init(~0ULL);
+    struct rx_buffer buffers[4];
+    buffers[0] = post_rx_buffer(0, 256, true);
+    uint8_t frame[1200];
+    size_t length = build_frame(frame, guest_mac, 21, 900);
+    host_send(frame, length);
+    /* One buffer cannot hold it: nothing is used until there are enough. */
+    cr_assert_eq(used_index(0), 0);
+    for (unsigned i = 1; i < 4; i++)
+        buffers[i] = post_rx_buffer(0, 256, true);
+    uint16_t position = wait_used(0, 4, "the frame once the buffers suffice");
+    cr_assert_eq(num_buffers(buffers[0].gpa), 4);
+    size_t offset = 0;
+    uint8_t assembled[1200];
+    for (unsigned i = 0; i < 4; i++) {
+        struct virtq_used_elem used = used_element(0, (uint16_t)(position + i));
+        cr_assert_eq(used.id, buffers[i].head);
+        memcpy(assembled + offset, ram + buffers[i].gpa, used.len);
+        offset += used.len;
+    }
+    cr_assert_eq(offset, HEADER + length);
+    cr_assert_arr_eq(assembled + HEADER, frame, length);
+}
+
 Test(virtio_net, frames_wait_in_the_tap_until_the_guest_adds_buffers)
 {
     create_device(&plain);
