@@ -124,6 +124,12 @@ bool net_netdev_exists(struct net_layer *layer, const char *id)
     return find_netdev(layer, id) != NULL;
 }
 
+bool net_netdev_has_nic(struct net_layer *layer, const char *id)
+{
+    struct net_netdev *netdev = find_netdev(layer, id);
+    return netdev && netdev->peer;
+}
+
 /* QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */
 static bool id_wellformed(const char *id)
 {
@@ -152,8 +158,26 @@ static int take_named_fd(void *opaque, const char *name, struct pv_error *error)
     return pv_error_set(error, -ENOENT, "File descriptor named '%s' has not been found", name);
 }
 
-int net_netdev_add(struct net_layer *layer, struct qemu_options *options, struct pv_error *error)
+static bool is_tap_key(const char *key)
 {
+    static const char *const tap_keys[] = {
+        "ifname",   "fd",         "fds",    "script", "downscript",
+        "vnet_hdr", "sndbuf",     "queues", "vhost",  "vhostfd",
+        "vhostfds", "vhostforce", "helper", "br",     "poll-us",
+    };
+    for (size_t k = 0; k < sizeof(tap_keys) / sizeof(tap_keys[0]); k++) {
+        if (strcmp(key, tap_keys[k]) == 0)
+            return true;
+    }
+    return false;
+}
+
+int net_netdev_check(struct qemu_options *options, enum net_syntax syntax, struct pv_error *error)
+{
+    /* QEMU's order: the id first, then the type, then the type's members. */
+    const char *id = qemu_options_get(options, "id");
+    if (!id)
+        return pv_error_set(error, -EINVAL, "Parameter 'id' is missing");
     const char *type = qemu_options_get(options, "type");
     if (!type)
         return pv_error_set(error, -EINVAL, "Parameter 'type' is missing");
@@ -161,39 +185,42 @@ int net_netdev_add(struct net_layer *layer, struct qemu_options *options, struct
         for (size_t i = 0; i < sizeof(other_types) / sizeof(other_types[0]); i++) {
             if (strcmp(type, other_types[i]) == 0)
                 return pv_error_set(error, -ENOTSUP,
-                                    "-netdev %s: not supported by plugvirt-vmm (only tap)", type);
+                                    "netdev type '%s' is not supported by plugvirt-vmm (only "
+                                    "tap)",
+                                    type);
         }
         return pv_error_set(error, -EINVAL, "Parameter 'type' does not accept value '%s'", type);
     }
-    const char *id = qemu_options_get(options, "id");
-    if (!id)
-        return pv_error_set(error, -EINVAL, "Parameter 'id' is missing");
     if (!id_wellformed(id))
         return pv_error_set(error, -EINVAL, "Parameter 'id' expects an identifier");
-    if (find_netdev(layer, id))
-        return pv_error_set(error, -EEXIST, "Duplicate ID '%s'", id);
     /* Unknown keys before anything is opened, so a typo costs no tap and runs no script. */
-    static const char *const tap_keys[] = {
-        "ifname",   "fd",         "fds",    "script", "downscript",
-        "vnet_hdr", "sndbuf",     "queues", "vhost",  "vhostfd",
-        "vhostfds", "vhostforce", "helper", "br",     "poll-us",
-    };
     for (size_t i = 0; i < options->count; i++) {
         struct qemu_option *option = &options->items[i];
-        if (option->used)
+        if (option->used || is_tap_key(option->key))
             continue;
-        bool known = false;
-        for (size_t k = 0; k < sizeof(tap_keys) / sizeof(tap_keys[0]); k++)
-            known = known || strcmp(option->key, tap_keys[k]) == 0;
-        if (!known)
+        if (syntax == NET_SYNTAX_QMP)
             return pv_error_set(error, -EINVAL, "Parameter '%s' is unexpected", option->key);
+        return pv_error_set(error, -EINVAL, "Invalid parameter '%s'", option->key);
     }
+    return net_tap_check(options, error);
+}
+
+int net_netdev_add(struct net_layer *layer, struct qemu_options *options, enum net_syntax syntax,
+                   struct pv_error *error)
+{
+    int rc = net_netdev_check(options, syntax, error);
+    if (rc < 0)
+        return rc;
+    const char *id = qemu_options_get(options, "id");
+    if (find_netdev(layer, id))
+        return pv_error_set(error, -EEXIST, "Duplicate ID '%s'%s", id,
+                            syntax == NET_SYNTAX_QMP ? "" : " for netdev");
     struct net_netdev *netdev = calloc(1, sizeof(*netdev));
     if (!netdev || !(netdev->id = strdup(id))) {
         free(netdev);
         return pv_error_set(error, -ENOMEM, "out of memory");
     }
-    int rc = net_tap_open(&netdev->tap, options, take_named_fd, layer, error);
+    rc = net_tap_open(&netdev->tap, options, take_named_fd, layer, error);
     if (rc < 0) {
         free(netdev->id);
         free(netdev);

@@ -58,14 +58,26 @@ struct net_layer *net_layer_create(void);
 /* Closes every netdev and named fd (NICs must be gone). */
 void net_layer_destroy(struct net_layer *layer);
 
+/* Where an option list came from: QEMU words a few errors differently for QMP
+ * ("Parameter 'x' is unexpected", "Duplicate ID 'n'") and for the command line and HMP
+ * ("Invalid parameter 'x'", "Duplicate ID 'n' for netdev"). */
+enum net_syntax { NET_SYNTAX_QMP, NET_SYNTAX_COMMAND_LINE };
+
 /* -netdev / netdev_add / host_net_add. `options` holds type (required, "tap"), id and the
  * backend's keys; tap: ifname, fd, fds, script, downscript, vnet_hdr, sndbuf, queues, vhost,
- * vhostfd, vhostfds, vhostforce, helper (refused), br (refused). Unknown keys are errors with
- * QEMU's wording; so is vhost=on where /dev/vhost-net cannot be opened. */
-int net_netdev_add(struct net_layer *layer, struct qemu_options *options, struct pv_error *error);
+ * vhostfd, vhostfds, vhostforce, helper (refused), br (refused), poll-us (refused). Unknown
+ * keys are errors with QEMU's wording; so is vhost=on where /dev/vhost-net cannot be opened
+ * (where it can: "not supported yet", the vhost data path is not implemented). */
+int net_netdev_add(struct net_layer *layer, struct qemu_options *options, enum net_syntax syntax,
+                   struct pv_error *error);
+/* The checks of net_netdev_add that need no layer and open nothing (type, id, keys, their
+ * combinations), for the command line parser. */
+int net_netdev_check(struct qemu_options *options, enum net_syntax syntax, struct pv_error *error);
 /* netdev_del: "Device 'x' not found" (class DeviceNotFound), refused while a NIC uses it. */
 int net_netdev_del(struct net_layer *layer, const char *id, struct pv_error *error);
 bool net_netdev_exists(struct net_layer *layer, const char *id);
+/* Whether a NIC is attached to netdev `id`. */
+bool net_netdev_has_nic(struct net_layer *layer, const char *id);
 
 /* Descriptors the monitor received (getfd name= with SCM_RIGHTS). The layer owns `fd` from
  * the call on (also on error) until closefd or until a netdev takes it (fd=name). A name

@@ -372,6 +372,15 @@ static int open_ifname(struct net_tap *tap, const struct tap_keys *keys, struct 
     return 0;
 }
 
+int net_tap_check(struct qemu_options *options, struct pv_error *error)
+{
+    struct tap_keys keys;
+    int rc = read_keys(options, &keys, error);
+    if (rc < 0 || (rc = refuse_unsupported(&keys, error)) < 0)
+        return rc;
+    return check_combinations(&keys, error);
+}
+
 int net_tap_open(struct net_tap *tap, struct qemu_options *options, net_tap_fd_lookup lookup,
                  void *lookup_opaque, struct pv_error *error)
 {

@@ -27,6 +27,9 @@ struct net_tap {
     char *info;            /* info network's description: "ifname=t0,script=no,..." */
 };
 
+/* The checks of net_tap_open that open nothing: values parse, no refused key, QEMU's
+ * combinations. */
+int net_tap_check(struct qemu_options *options, struct pv_error *error);
 /* Reads the tap keys of `options` (the caller has taken type and id) and opens the
  * backend. Every key it does not know is left unused for the caller's check. */
 int net_tap_open(struct net_tap *tap, struct qemu_options *options, net_tap_fd_lookup lookup,
