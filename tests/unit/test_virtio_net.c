@@ -190,7 +190,8 @@ static void create_device(const struct device_config *config)
     struct qemu_options options;
     struct pv_error error = {0};
     cr_assert_eq(qemu_options_parse(&options, text, NULL, 0, &error), 0, "%s", error.message);
-    cr_assert_eq(net_netdev_add(layer, &options, &error), 0, "%s", error.message);
+    cr_assert_eq(net_netdev_add(layer, &options, NET_SYNTAX_COMMAND_LINE, &error), 0, "%s",
+                 error.message);
     qemu_options_free(&options);
     bring_up(TAP_NAME);
     open_packet_socket(TAP_NAME);
@@ -1076,7 +1077,8 @@ Test(virtio_net_models, unplug_reports_both_deletions_and_frees_the_netdev)
                      &options, "type=tap,id=hostnet0,ifname=" TAP_NAME ",script=no,downscript=no",
                      NULL, 0, &error),
                  0);
-    cr_assert_eq(net_netdev_add(vm->net_layer, &options, &error), 0, "%s", error.message);
+    cr_assert_eq(net_netdev_add(vm->net_layer, &options, NET_SYNTAX_QMP, &error), 0, "%s",
+                 error.message);
     qemu_options_free(&options);
     cr_assert_eq(try_device_add(vm, "virtio-net-pci,netdev=hostnet0,id=nic1,mq=on", &error), 0,
                  "%s", error.message);
