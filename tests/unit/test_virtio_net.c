@@ -417,6 +417,27 @@ static size_t build_frame(uint8_t *frame, const uint8_t destination[6], uint8_t 
     return 14 + payload;
 }
 
+/* An IPv4/UDP frame: the tap spreads such flows over its queues by their ports. */
+static size_t build_udp_frame(uint8_t *frame, const uint8_t destination[6], uint16_t port)
+{
+    static const uint8_t header[] = {0x08, 0x00, 0x45, 0,  0, 60, 0, 1,  0, 0, 64,
+                                     17,   0,    0,    10, 0, 0,  1, 10, 0, 0, 2};
+    memcpy(frame, destination, 6);
+    memcpy(frame + 6, host_mac, 6);
+    memcpy(frame + 12, header, sizeof(header));
+    uint8_t *udp = frame + 12 + sizeof(header);
+    udp[0] = (uint8_t)(port >> 8);
+    udp[1] = (uint8_t)port;
+    udp[2] = 0;
+    udp[3] = 9;
+    udp[4] = 0;
+    udp[5] = 40;
+    udp[6] = udp[7] = 0;
+    for (unsigned i = 0; i < 32; i++)
+        udp[8 + i] = (uint8_t)(port + i);
+    return 12 + sizeof(header) + 8 + 32;
+}
+
 static void host_send(const uint8_t *frame, size_t length)
 {
     cr_assert_eq(send(packet_socket, frame, length, 0), (ssize_t)length, "%s", strerror(errno));
@@ -857,6 +878,24 @@ Test(virtio_net, the_netdev_is_free_once_the_nic_is_gone)
     net = NULL;
     error = (struct pv_error){0};
     cr_assert_eq(net_netdev_del(layer, "hostnet0", &error), 0, "%s", error.message);
+}
+
+Test(virtio_net, two_tap_queues_without_mq_feed_the_one_receive_queue)
+{
+    static const struct device_config two = {",queues=2", false, 0};
+    create_device(&two);
+    cr_assert_not(offered(VIRTIO_NET_F_MQ));
+    cr_assert_eq(device->queue_count, 3);
+    driver_init(~0ULL);
+    /* Frames of several flows, which the kernel spreads over both tap queues. */
+    for (unsigned i = 0; i < 16; i++) {
+        struct rx_buffer buffer = post_rx_buffer(0, 2048, true);
+        uint8_t frame[200];
+        size_t length = build_udp_frame(frame, guest_mac, (uint16_t)(1000 + 7 * i));
+        host_send(frame, length);
+        wait_used(0, 1, "a frame from either tap queue");
+        cr_assert_arr_eq(ram + buffer.gpa + HEADER, frame, length);
+    }
 }
 
 Test(virtio_net, short_transmit_header_needs_reset)
