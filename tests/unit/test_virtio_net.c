@@ -812,6 +812,66 @@ Test(virtio_net, control_queue_sets_rx_mode_and_mac_table)
     free(json);
 }
 
+/* Sends `dropped` (which the filter must refuse) then `passed`, and checks that the guest's
+ * next frame is `passed`: the tap keeps their order, so `dropped` did not get through. */
+static void expect_filtered(const uint8_t dropped_mac[6], const uint8_t passed_mac[6], uint8_t seed)
+{
+    struct rx_buffer buffer = post_rx_buffer(0, 2048, true);
+    uint8_t frame[200];
+    host_send(frame, build_frame(frame, dropped_mac, seed, 50));
+    size_t length = build_frame(frame, passed_mac, (uint8_t)(seed + 1), 50);
+    host_send(frame, length);
+    wait_used(0, 1, "the frame the filter passes");
+    cr_assert_arr_eq(ram + buffer.gpa + HEADER, frame, length, "the first frame got through");
+}
+
+Test(virtio_net, rx_modes_and_table_overflow_filter_frames)
+{
+    create_device(&plain);
+    driver_init(~0ULL);
+    static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t multicast[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
+    static const uint8_t stranger[6] = {0x02, 0, 0, 0, 0, 0x42};
+    uint8_t off = 0, on = 1;
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1),
+                 VIRTIO_NET_OK);
+    expect_filtered(stranger, guest_mac, 10);
+    expect_filtered(multicast, broadcast, 20); /* no table entry: multicast dropped */
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOBCAST, &on, 1), VIRTIO_NET_OK);
+    expect_filtered(broadcast, guest_mac, 30);
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1),
+                 VIRTIO_NET_OK);
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOMULTI, &on, 1), VIRTIO_NET_OK);
+    expect_filtered(multicast, guest_mac, 40); /* nomulti wins over allmulti, as in QEMU */
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOUNI, &on, 1), VIRTIO_NET_OK);
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOMULTI, &off, 1),
+                 VIRTIO_NET_OK);
+    expect_filtered(guest_mac, multicast, 50); /* nouni: not even our own MAC */
+    cr_assert_eq(control(2, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOUNI, &off, 1), VIRTIO_NET_OK);
+
+    /* 65 unicast entries: more than the table holds, so every unicast frame passes. */
+    uint8_t table[4 + 65 * 6 + 4] = {65};
+    for (unsigned i = 0; i < 65; i++) {
+        table[4 + 6 * i] = 0x02;
+        table[4 + 6 * i + 5] = (uint8_t)(0x80 + i);
+    }
+    cr_assert_eq(
+        control(2, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, table, sizeof(table)),
+        VIRTIO_NET_OK);
+    char *json = query_rx_filter();
+    cr_assert_not_null(strstr(json, "\"unicast-overflow\": true"), "%s", json);
+    cr_assert_not_null(strstr(json, "\"unicast-table\": []"), "%s", json);
+    cr_assert_not_null(strstr(json, "\"broadcast-allowed\": true"), "QEMU reports nobcast: %s",
+                       json);
+    free(json);
+    struct rx_buffer buffer = post_rx_buffer(0, 2048, true);
+    uint8_t frame[200];
+    size_t length = build_frame(frame, stranger, 60, 50);
+    host_send(frame, length);
+    wait_used(0, 1, "a unicast frame with the table overflowed");
+    cr_assert_arr_eq(ram + buffer.gpa + HEADER, frame, length);
+}
+
 Test(virtio_net, link_down_interrupts_and_drops_transmitted_frames)
 {
     create_device(&plain);
