@@ -2,7 +2,7 @@
 #ifndef PLUGVIRT_HMP_NET_COMMANDS_H
 #define PLUGVIRT_HMP_NET_COMMANDS_H
 
-#include "monitor/monitor_hmp.h"
+#include "monitor/hmp_output.h"
 
 void hmp_netdev_add(struct hmp_context *context, const char *arguments);
 void hmp_netdev_del(struct hmp_context *context, const char *arguments);

@@ -15,6 +15,8 @@
 #include "json_util.h"
 #include "net/net_tap.h"
 
+_Static_assert(NET_MAX_QUEUES == NET_TAP_MAX_QUEUES, "a backend's queues are its tap's");
+
 struct net_named_fd {
     char *name;
     int fd;

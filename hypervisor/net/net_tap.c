@@ -27,6 +27,7 @@
 
 /* Which keys were given: QEMU's conflict checks are about presence, not values. */
 struct tap_keys {
+    const char *id; /* the netdev's, for QEMU's "<id>: Can't use file descriptor N" */
     const char *ifname, *fd, *fds, *script, *downscript, *helper, *br, *vhostfd, *vhostfds;
     bool has_vnet_hdr, vnet_hdr;
     bool has_queues;
@@ -46,6 +47,7 @@ static int read_keys(struct qemu_options *options, struct tap_keys *keys, struct
 {
     int rc;
     memset(keys, 0, sizeof(*keys));
+    keys->id = qemu_options_get(options, "id");
     keys->ifname = qemu_options_get(options, "ifname");
     keys->fd = qemu_options_get(options, "fd");
     keys->fds = qemu_options_get(options, "fds");
@@ -113,10 +115,10 @@ static int check_combinations(const struct tap_keys *keys, struct pv_error *erro
                                 "vhostfd= are invalid with fds=");
     } else if (keys->vhostfds) {
         return pv_error_set(error, -EINVAL, "vhostfds= is invalid if fds= wasn't specified");
-    } else if (keys->queues < 1 || keys->queues > NET_MAX_QUEUES) {
+    } else if (keys->queues < 1 || keys->queues > NET_TAP_MAX_QUEUES) {
         /* QEMU allows up to 1024 and crashes on 0. */
         return pv_error_set(error, -EINVAL, "queues=%u: plugvirt-vmm supports 1 to %d queues",
-                            keys->queues, NET_MAX_QUEUES);
+                            keys->queues, NET_TAP_MAX_QUEUES);
     }
     return 0;
 }
@@ -285,9 +287,9 @@ static int adopt_fds(struct net_tap *tap, const struct tap_keys *keys, net_tap_f
     int rc = 0;
     char *save = NULL;
     for (char *item = strtok_r(list, ":", &save); item; item = strtok_r(NULL, ":", &save)) {
-        if (tap->queue_count == NET_MAX_QUEUES) {
+        if (tap->queue_count == NET_TAP_MAX_QUEUES) {
             rc = pv_error_set(error, -EINVAL, "fds=: plugvirt-vmm supports at most %d queues",
-                              NET_MAX_QUEUES);
+                              NET_TAP_MAX_QUEUES);
             break;
         }
         int fd = resolve_fd(item, lookup, opaque, error);
@@ -296,7 +298,7 @@ static int adopt_fds(struct net_tap *tap, const struct tap_keys *keys, net_tap_f
             break;
         }
         tap->fds[tap->queue_count++] = fd;
-        if ((rc = set_nonblocking(fd, item, error)) < 0)
+        if ((rc = set_nonblocking(fd, keys->id ? keys->id : item, error)) < 0)
             break;
         char ifname[IFNAMSIZ];
         bool vnet_hdr = false;
@@ -385,7 +387,7 @@ int net_tap_open(struct net_tap *tap, struct qemu_options *options, net_tap_fd_l
                  void *lookup_opaque, struct pv_error *error)
 {
     memset(tap, 0, sizeof(*tap));
-    for (unsigned i = 0; i < NET_MAX_QUEUES; i++)
+    for (unsigned i = 0; i < NET_TAP_MAX_QUEUES; i++)
         tap->fds[i] = -1;
     struct tap_keys keys;
     int rc = read_keys(options, &keys, error);

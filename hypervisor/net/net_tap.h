@@ -9,7 +9,6 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "net/net.h"
 #include "pv_error.h"
 #include "qemu_options.h"
 
@@ -18,9 +17,11 @@
  * found". */
 typedef int (*net_tap_fd_lookup)(void *opaque, const char *name, struct pv_error *error);
 
+#define NET_TAP_MAX_QUEUES 16 /* net.h's NET_MAX_QUEUES; net.c checks they agree */
+
 struct net_tap {
     unsigned queue_count;
-    int fds[NET_MAX_QUEUES];
+    int fds[NET_TAP_MAX_QUEUES];
     bool vnet_hdr;         /* the tap carries a virtio-net header before each frame */
     char ifname[IFNAMSIZ]; /* empty when the fd came from outside and TUNGETIFF had none */
     char *downscript;      /* run at close; NULL for none */
