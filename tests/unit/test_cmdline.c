@@ -689,8 +689,8 @@ Test(cmdline, netdev_errors_match_qemu)
         {"-netdev tap,id=a,vhostfds=3:4",
          "-netdev: vhostfds=: vhost-net is not supported yet by plugvirt-vmm"},
         {"-net foo", "-net: Parameter 'type' does not accept value 'foo'"},
-        /* JSON is QAPI-typed, as QMP netdev_add: a string is not a boolean. */
-        {"-netdev {\"type\":\"tap\",\"id\":\"n\",\"vhost\":\"on\"}",
+        /* JSON is QAPI-typed, as QMP netdev_add: a string other than on/off is no boolean. */
+        {"-netdev {\"type\":\"tap\",\"id\":\"n\",\"vhost\":\"maybe\"}",
          "-netdev: Invalid parameter type for 'vhost', expected: boolean"},
         /* Ours: refusals by name. */
         {"-netdev socket,id=s", "-netdev: netdev type 'socket' is not supported by plugvirt-vmm"},
