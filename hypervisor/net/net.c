@@ -42,7 +42,9 @@ struct net_backend {
     struct net_netdev *netdev; /* NULL: a NIC without netdev= (frames go nowhere) */
     char *name;
     char *model;
-    uint8_t mac[6];
+    /* The MAC in the low 48 bits: the guest changes it from an I/O or vCPU thread (control
+     * queue, reset) while info network reads it on the main thread. */
+    _Atomic uint64_t mac_bits;
     const struct net_nic_ops *ops;
     void *opaque;
     unsigned long sequence;
@@ -59,6 +61,20 @@ struct net_layer {
 };
 
 /* QEMU's netdev types: named so that a refusal says "not supported" rather than "unknown". */
+static uint64_t mac_to_bits(const uint8_t mac[6])
+{
+    uint64_t bits = 0;
+    for (int i = 0; i < 6; i++)
+        bits = bits << 8 | mac[i];
+    return bits;
+}
+
+static void mac_from_bits(uint64_t bits, uint8_t mac[6])
+{
+    for (int i = 5; i >= 0; i--, bits >>= 8)
+        mac[i] = (uint8_t)bits;
+}
+
 static const char *const other_types[] = {
     "user",  "bridge",     "socket",     "vde",          "l2tpv3",        "stream",
     "dgram", "vhost-user", "hubport",    "vhost-vdpa",   "netmap",        "none",
@@ -406,7 +422,9 @@ char *net_layer_info_network(struct net_layer *layer)
             break;
         if (nic && (!netdev || nic->sequence < netdev->sequence)) {
             char mac[NET_MAC_STRING_LENGTH + 1];
-            format_mac(nic->mac, mac);
+            uint8_t mac_bytes[6];
+            mac_from_bits(atomic_load(&nic->mac_bits), mac_bytes);
+            format_mac(mac_bytes, mac);
             char nic_info[128];
             snprintf(nic_info, sizeof(nic_info), "model=%s,macaddr=%s", nic->model, mac);
             unsigned queues = nic->netdev ? nic->netdev->tap.queue_count : 1;
@@ -459,7 +477,7 @@ struct net_backend *net_backend_attach(struct net_layer *layer, const char *netd
     }
     nic->layer = layer;
     nic->netdev = netdev;
-    memcpy(nic->mac, info->mac, 6);
+    atomic_init(&nic->mac_bits, mac_to_bits(info->mac));
     nic->ops = info->ops;
     nic->opaque = info->opaque;
     nic->sequence = layer->next_sequence++;
@@ -605,7 +623,7 @@ void net_backend_get_counters(struct net_backend *backend, unsigned queue, struc
 
 void net_backend_set_nic_mac(struct net_backend *backend, const uint8_t mac[6])
 {
-    memcpy(backend->mac, mac, 6);
+    atomic_store(&backend->mac_bits, mac_to_bits(mac));
 }
 
 const char *net_backend_ifname(struct net_backend *backend)
