@@ -359,3 +359,19 @@ Test(guest_net, receive_lines_are_limited_and_the_rest_counted)
     cr_assert_geq(lines, 64u);
     command_expect("net-stats " GUEST_BDF, "PROBE NET STATS " GUEST_BDF " rx=200 tx=0 dropped=0");
 }
+
+Test(guest_net, without_status_the_link_is_up_and_set_link_is_not_seen)
+{
+    const char *extra[] = {"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device",
+                           "virtio-net-pci,netdev=n0,mac=" GUEST_MAC ",addr=5,romfile=,status=off",
+                           NULL};
+    boot(extra);
+    expect_add_line(GUEST_BDF, "1af4:1000", GUEST_MAC);
+    qmp_expect_return(
+        "{\"execute\": \"set_link\", \"arguments\": {\"name\": \"n0\", \"up\": false}}");
+    /* No config interrupt and no STATUS to read: the next line answers the ping. */
+    command_expect("ping", "PROBE PONG");
+    /* The guest cannot know, so it sends; QEMU drops the frame but completes it. */
+    command_expect("net-send " GUEST_BDF " ffffffffffff02000000000188b5",
+                   "PROBE NET TX " GUEST_BDF " len=14 ok");
+}
