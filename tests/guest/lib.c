@@ -186,14 +186,18 @@ size_t probe_format(char *buffer, size_t size, const char *format, ...)
     return length;
 }
 
-uint32_t probe_fnv1a(const uint8_t *data, size_t length)
+uint32_t probe_fnv1a_continue(uint32_t hash, const uint8_t *data, size_t length)
 {
-    uint32_t hash = 0x811c9dc5u;
     for (size_t i = 0; i < length; i++) {
         hash ^= data[i];
         hash *= 0x01000193u;
     }
     return hash;
+}
+
+uint32_t probe_fnv1a(const uint8_t *data, size_t length)
+{
+    return probe_fnv1a_continue(PROBE_FNV1A_INITIAL, data, length);
 }
 
 char *probe_next_word(char **cursor)

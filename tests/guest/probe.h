@@ -326,7 +326,10 @@ void virtio_net_command_echo(char *arguments);
 void virtio_net_command_stats(char *arguments);
 
 /* FNV-1a, 32 bit (lib.c): the checksum blk-read and the NET RX lines report. */
+#define PROBE_FNV1A_INITIAL 0x811c9dc5u
 uint32_t probe_fnv1a(const uint8_t *data, size_t length);
+/* Continues a hash over more bytes (a frame spread over several buffers). */
+uint32_t probe_fnv1a_continue(uint32_t hash, const uint8_t *data, size_t length);
 /* Splits off the next blank-separated word of *cursor (lib.c). */
 char *probe_next_word(char **cursor);
 

@@ -268,10 +268,19 @@ static bool receive_one(struct virtio_net *nic, uint8_t *echo_buffer)
     if (nic->pci.features & FEATURE_MRG_RXBUF) {
         const struct virtio_net_header *header = (const void *)memory[index].rx_buffers[first.id];
         buffers = header->num_buffers ? header->num_buffers : 1;
+        if (buffers > rx->size) {
+            /* Never satisfiable: waiting for it would stop receiving for good. */
+            console_printf("PROBE WARN %s frame claims %u receive buffers, the ring has %u",
+                           nic->function->name, buffers, rx->size);
+            rx->used_index++;
+            repost_rx(nic, (uint16_t)first.id);
+            nic->dropped++;
+            return true;
+        }
     }
     if (buffers > available)
         return false;
-    uint32_t hash = 0x811c9dc5u, length = 0;
+    uint32_t hash = PROBE_FNV1A_INITIAL, length = 0;
     bool bad = false, fits_echo = true;
     for (uint16_t i = 0; i < buffers; i++) {
         struct virtq_used_element element = rx->page->used.ring[rx->used_index % rx->size];
@@ -289,10 +298,7 @@ static bool receive_one(struct virtio_net *nic, uint8_t *echo_buffer)
             data += HEADER_SIZE;
             piece -= HEADER_SIZE;
         }
-        for (uint32_t j = 0; j < piece; j++) {
-            hash ^= data[j];
-            hash *= 0x01000193u;
-        }
+        hash = probe_fnv1a_continue(hash, data, piece);
         if (nic->echo && length + piece <= BUFFER_SIZE - HEADER_SIZE)
             memcpy(echo_buffer + length, data, piece);
         else
