@@ -165,6 +165,25 @@ int net_peer_link_up(const char *name, struct net_peer_error *error)
     return rc;
 }
 
+int net_peer_set_mtu(const char *name, int mtu, struct net_peer_error *error)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int rc = -errno;
+        return fail(error, rc, "socket(AF_INET) failed: %s", strerror(-rc));
+    }
+    struct ifreq request = {0};
+    snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", name);
+    request.ifr_mtu = mtu;
+    int rc = 0;
+    if (ioctl(fd, SIOCSIFMTU, &request) < 0) {
+        rc = -errno;
+        fail(error, rc, "cannot set the MTU of %s to %d: %s", name, mtu, strerror(-rc));
+    }
+    close(fd);
+    return rc;
+}
+
 int net_peer_open_packet(const char *name, struct net_peer_error *error)
 {
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));

@@ -33,6 +33,8 @@ int net_peer_create_tap(const char *name, bool persist, struct net_peer_error *e
 int net_peer_delete_tap(const char *name, struct net_peer_error *error);
 /* Sets IFF_UP on an interface. */
 int net_peer_link_up(const char *name, struct net_peer_error *error);
+/* Sets the interface's MTU (AF_PACKET refuses frames longer than MTU + 14). */
+int net_peer_set_mtu(const char *name, int mtu, struct net_peer_error *error);
 
 /* An AF_PACKET socket bound to `name`, seeing every EtherType. */
 int net_peer_open_packet(const char *name, struct net_peer_error *error);
