@@ -1,8 +1,8 @@
 /*
- * virtio-blk over the virtio 1.x PCI modern transport (common/notify/ISR/device
- * capabilities), used for transitional devices too. One split virtqueue, one
- * request in flight, completion by MSI-X: the CPU sleeps in the int3 idle stub
- * until the device's vector fires (probe_wait), with a 2 s limit per request.
+ * virtio-blk over the virtio 1.x PCI modern transport (virtio_pci.c), used for
+ * transitional devices too. One split virtqueue, one request in flight,
+ * completion by MSI-X: the CPU sleeps in the int3 idle stub until the device's
+ * vector fires (probe_wait), with a 2 s limit per request.
  *
  * All DMA memory is static (.bss): one 4 KiB queue page per device context
  * and one shared data buffer, so mem-test can never overwrite it.
