@@ -82,6 +82,9 @@ TestSuite(guest_net, .init = setup, .fini = teardown, .timeout = 180);
 
 static void dump_and_fail(const char *what)
 {
+    /* Interface counters tell a frame the host kernel dropped from one the guest lost. */
+    if (system("ip -s link show >&2") != 0)
+        fprintf(stderr, "(ip -s link show failed)\n");
     cr_assert_fail("%s\n--- console ---\n%s\n--- qemu stderr ---\n%s", what, guest.process.console,
                    guest.process.errors);
 }

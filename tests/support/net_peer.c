@@ -200,6 +200,15 @@ int net_peer_open_packet(const char *name, struct net_peer_error *error)
         return fail(error, rc, "no interface %s: %s", name, strerror(-rc));
     }
     int index = request.ifr_ifindex;
+    /* Straight to the driver: a tap that QEMU has only just attached has its
+     * carrier on at once, but its qdisc stays the dropping noop one until the
+     * kernel's linkwatch work runs, which under load is late (frames lost). */
+    int one = 1;
+    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0) {
+        int rc = -errno;
+        close(fd);
+        return fail(error, rc, "PACKET_QDISC_BYPASS on %s failed: %s", name, strerror(-rc));
+    }
     struct sockaddr_ll address = {
         .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)index};
     if (bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
