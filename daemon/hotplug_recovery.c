@@ -42,6 +42,9 @@ static bool id_listed(yajl_val list, const char *member, const char *id)
 
 static bool object_exists(struct hotplug_job *job, enum hotplug_object_kind kind, const char *id)
 {
+    /* Not listable in QEMU 7.2: assumed present, the undo's "not found" says otherwise. */
+    if (kind == HOTPLUG_OBJECT_NETDEV || kind == HOTPLUG_OBJECT_FD)
+        return true;
     const char *text = kind == HOTPLUG_OBJECT_DEVICE ? job->existing_devices : job->existing_nodes;
     yajl_val root =
         text ? json_parse(text, strlen(text), HOTPLUG_MAX_QUERY_SIZE, JSON_MAX_DEPTH, NULL) : NULL;
@@ -51,11 +54,23 @@ static bool object_exists(struct hotplug_job *job, enum hotplug_object_kind kind
     return found;
 }
 
-static struct domain_device *minimal_device(const struct hotplug_names *names)
+static struct domain_device *minimal_device(const struct hotplug_sequence *sequence,
+                                            const struct hotplug_names *names)
 {
     struct domain_device *device = calloc(1, sizeof(*device));
     if (!device)
         return NULL;
+    if (!strcmp(sequence->name, "interface")) {
+        device->kind = DOMAIN_DEVICE_INTERFACE;
+        device->interface.alias = strdup(names->alias);
+        device->interface.mac = strdup(names->target);
+        device->interface.target_managed = true;
+        if (names->slot >= 0) {
+            device->interface.address.type = DOMAIN_ADDRESS_PCI;
+            device->interface.address.slot = (unsigned)names->slot;
+        }
+        return device;
+    }
     device->kind = DOMAIN_DEVICE_DISK;
     device->disk.alias = strdup(names->alias);
     device->disk.target_dev = strdup(names->target);
@@ -132,7 +147,7 @@ void hotplug_recovery_next(struct hotplug_job *job)
                                                        job->domain->uuid, job->names.target)
                                          : NULL;
         if (!job->device)
-            job->device = minimal_device(&job->names);
+            job->device = minimal_device(sequence, &job->names);
         job->operation = attach ? JOB_ATTACH : JOB_DETACH;
         job->failed = rolling_back && attach;
         job->undo_failed = false;
