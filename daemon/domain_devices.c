@@ -142,7 +142,11 @@ static int persistent_update(struct domains *domains, const char *uuid,
         }
         rc = domain_definition_add_device(persistent, &copy, error);
     } else if (!add && present) {
-        rc = domain_definition_remove_device(persistent, device, error);
+        /* An interface by its MAC: persistent definitions carry no aliases. */
+        struct domain_device key = {.kind = DOMAIN_DEVICE_INTERFACE};
+        if (device->kind == DOMAIN_DEVICE_INTERFACE && device->interface.mac)
+            key.interface.mac = device->interface.mac;
+        rc = domain_definition_remove_device(persistent, key.interface.mac ? &key : device, error);
     } else {
         domain_definition_free(persistent);
         return 0;
