@@ -10,8 +10,29 @@
 #include "pv_log.h"
 
 /* A recovery job's undo steps all ran: reports what was undone and goes on to the next entry. */
+/* An interface's tap normally goes with the VMM's last descriptor (netdev_del, closefd). One
+ * still there after the undo was made persistent behind plugvirt's back, or is still held:
+ * deleted by name, or reported as left behind. */
+static void delete_leftover_tap(struct hotplug_job *job)
+{
+    const struct domain_interface *interface =
+        job->device && job->device->kind == DOMAIN_DEVICE_INTERFACE ? &job->device->interface : NULL;
+    if (!interface || !interface->target_managed || !net_tap_exists(interface->target_dev))
+        return;
+    struct pv_error error = {0};
+    if (net_tap_delete(interface->target_dev, &error) < 0) {
+        job->undo_failed = true;
+        hotplug_append(job->undo_errors, sizeof(job->undo_errors), "%s%s",
+                       job->undo_errors[0] ? ", " : "", error.message);
+        return;
+    }
+    hotplug_append(job->undone, sizeof(job->undone), "%stap %s deleted", job->undone[0] ? ", " : "",
+                   interface->target_dev);
+}
+
 void hotplug_recovery_undo_finished(struct hotplug_job *job, const char *outcome)
 {
+    delete_leftover_tap(job);
     hotplug_report_add(job, "%s %s %s (%s)%s%s", job->kind, job->names.target, outcome,
                        job->undone[0] ? job->undone : "nothing was left",
                        job->undo_failed ? "; left behind: " : "", job->undo_errors);

@@ -284,6 +284,12 @@ Test(interfaces, bridge_interface_enslaves_the_tap)
     free(params);
     cr_assert_not(netns_has("vnet2"));
     cr_assert_not(daemon_domain_xml_contains(daemon_p, "bridged", false, "52:54:00:dd:00:03"));
+    /* Detach by alias (detach-device with only <alias name=>): the tap leaves the bridge. */
+    cr_assert_str_eq(
+        detach("bridged", "<interface type='ethernet'><alias name='net1'/></interface>", NULL),
+        "detached");
+    cr_assert_not(netns_has("vnet1"));
+    cr_assert_not(daemon_domain_xml_contains(daemon_p, "bridged", false, "52:54:00:dd:00:02"));
     daemon_call_simple(daemon_p, "domain.destroy", "bridged");
 }
 
