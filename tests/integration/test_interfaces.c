@@ -138,6 +138,30 @@ static int count_fds(pid_t pid)
     return count;
 }
 
+/* attach-device with `xml` on `domain` (live); the reply's "device" alias into `alias`. */
+static void attach(const char *domain, const char *xml, char *alias, size_t size)
+{
+    char *params = daemon_xml_params(domain, xml, NULL);
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+    if (alias)
+        snprintf(alias, size, "%s", json_get_string(reply.result, "device"));
+    api_reply_free(&reply);
+    free(params);
+}
+
+static const char *detach(const char *domain, const char *xml, const char *extra)
+{
+    static char status[32];
+    char *params = daemon_xml_params(domain, xml, extra);
+    struct api_reply reply;
+    daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
+    snprintf(status, sizeof(status), "%s", json_get_string(reply.result, "status"));
+    api_reply_free(&reply);
+    free(params);
+    return status;
+}
+
 Test(interfaces, start_with_a_nic_opens_the_tap_in_the_namespace)
 {
     define_domain("coldnic", "<interface type='ethernet'><mac address='52:54:00:aa:00:01'/>"
@@ -162,32 +186,22 @@ Test(interfaces, start_with_a_nic_opens_the_tap_in_the_namespace)
                                 "52:54:00:aa:00:01"),
               "QMP query-rx-filter knows the NIC and its MAC");
 
+    /* A cold-plugged NIC is unplugged by the same sequence (its netdev is "hostnet0" on
+     * both paths; the getfd name it never had is taken as already gone). */
     daemon_call_simple(daemon_p, "domain.destroy", "coldnic");
     cr_assert_not(netns_has("vnet0"), "the tap goes with the VMM");
-}
-
-/* attach-device with `xml` on `domain` (live); the reply's "device" alias into `alias`. */
-static void attach(const char *domain, const char *xml, char *alias, size_t size)
-{
-    char *params = daemon_xml_params(domain, xml, NULL);
-    struct api_reply reply;
-    daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
-    if (alias)
-        snprintf(alias, size, "%s", json_get_string(reply.result, "device"));
-    api_reply_free(&reply);
-    free(params);
-}
-
-static const char *detach(const char *domain, const char *xml, const char *extra)
-{
-    static char status[32];
-    char *params = daemon_xml_params(domain, xml, extra);
-    struct api_reply reply;
-    daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
-    snprintf(status, sizeof(status), "%s", json_get_string(reply.result, "status"));
-    api_reply_free(&reply);
-    free(params);
-    return status;
+    start_and_wait_ready("coldnic");
+    cr_assert(netns_has("vnet0"));
+    cr_assert_str_eq(detach("coldnic",
+                            "<interface type='ethernet'><mac address='52:54:00:aa:00:01'/>"
+                            "</interface>",
+                            NULL),
+                     "detached");
+    cr_assert_not(netns_has("vnet0"), "the tap goes with the netdev");
+    cr_assert_not(monitor_reply_has("coldnic", "{\"execute\": \"query-pci\"}", "net0"));
+    cr_assert(daemon_domain_xml_contains(daemon_p, "coldnic", true, "52:54:00:aa:00:01"),
+              "a --live detach keeps the persistent definition");
+    daemon_call_simple(daemon_p, "domain.destroy", "coldnic");
 }
 
 Test(interfaces, attach_detach_twenty_times_leaks_no_tap_and_no_fd, .timeout = 400)
@@ -353,4 +367,51 @@ Test(interfaces, device_add_failure_rolls_back_netdev_fd_and_tap)
     cr_assert_not(daemon_domain_xml_contains(daemon_p, "rollnic", false, "52:54:00:ff:00:01"));
     cr_assert_not(monitor_reply_has("rollnic", "{\"execute\": \"query-pci\"}", "hostnet0"));
     daemon_call_simple(daemon_p, "domain.destroy", "rollnic");
+}
+
+/* The descriptors of `pid` that are /dev/net/tun (its taps' queues). */
+static int count_tap_fds(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *directory = opendir(path);
+    cr_assert_not_null(directory, "%s", path);
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(directory))) {
+        char link[600], target[256];
+        snprintf(link, sizeof(link), "%s/%s", path, entry->d_name);
+        ssize_t length = readlink(link, target, sizeof(target) - 1);
+        if (length > 0) {
+            target[length] = '\0';
+            count += strcmp(target, "/dev/net/tun") == 0;
+        }
+    }
+    closedir(directory);
+    return count;
+}
+
+Test(interfaces, multiqueue_nic_gets_one_tap_descriptor_per_queue)
+{
+    define_domain("mqnic", "<interface type='ethernet'><mac address='52:54:00:aa:00:02'/>"
+                           "<driver queues='2'/></interface>"
+                           "<interface type='ethernet'><mac address='52:54:00:aa:00:03'/>"
+                           "<target dev='mytap'/></interface>");
+    start_and_wait_ready("mqnic");
+    wait_nic_added("mqnic", "00:03.0");
+    wait_nic_added("mqnic", "00:04.0");
+    cr_assert(netns_has("vnet0") && netns_has("mytap"), "both taps exist");
+    pid_t vmm = daemon_vmm_pid(daemon_p, "mqnic");
+    cr_assert_eq(count_tap_fds(vmm), 3, "two queues and one: three tap descriptors in the VMM");
+    cr_assert_eq(count_tap_fds(daemon_p->pid), 0, "the daemon keeps none");
+    char line[1024];
+    link_show("vnet0", line, sizeof(line));
+    cr_assert(strstr(line, "UP"), "%s", line);
+    cr_assert(monitor_reply_has("mqnic",
+                                "{\"execute\": \"query-rx-filter\", \"arguments\": "
+                                "{\"name\": \"net1\"}}",
+                                "52:54:00:aa:00:03"));
+    daemon_call_simple(daemon_p, "domain.destroy", "mqnic");
+    cr_assert_not(netns_has("vnet0"));
+    cr_assert_not(netns_has("mytap"));
 }
