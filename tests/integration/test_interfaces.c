@@ -322,8 +322,9 @@ Test(interfaces, unsupported_types_and_models_are_refused_by_name)
                         "<model type='e1000'>");
     free(params);
     params = daemon_xml_params("refuse",
-                               "<interface type='ethernet'><driver queues='2'/></interface>", NULL);
-    daemon_expect_error(daemon_p, "domain.attach_device", params, "unsupported", "queues='2'");
+                               "<interface type='ethernet'><link state='down'/></interface>", NULL);
+    daemon_expect_error(daemon_p, "domain.attach_device", params, "unsupported",
+                        "<link state='down'/>");
     free(params);
     daemon_call_simple(daemon_p, "domain.destroy", "refuse");
 }
@@ -411,6 +412,16 @@ Test(interfaces, multiqueue_nic_gets_one_tap_descriptor_per_queue)
                                 "{\"execute\": \"query-rx-filter\", \"arguments\": "
                                 "{\"name\": \"net1\"}}",
                                 "52:54:00:aa:00:03"));
+    /* Hot plug: one getfd per queue, then the daemon keeps none. */
+    const char *nic = "<interface type='ethernet'><mac address='52:54:00:aa:00:04'/>"
+                      "<driver queues='4'/></interface>";
+    attach("mqnic", nic, NULL, 0);
+    cr_assert(netns_has("vnet1"));
+    cr_assert_eq(count_tap_fds(vmm), 7, "4 more queues in the VMM");
+    cr_assert_eq(count_tap_fds(daemon_p->pid), 0, "the daemon keeps none");
+    cr_assert_str_eq(detach("mqnic", nic, NULL), "detached");
+    cr_assert_eq(count_tap_fds(vmm), 3, "netdev_del closed all 4");
+    cr_assert_not(netns_has("vnet1"));
     daemon_call_simple(daemon_p, "domain.destroy", "mqnic");
     cr_assert_not(netns_has("vnet0"));
     cr_assert_not(netns_has("mytap"));
