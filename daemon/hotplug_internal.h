@@ -14,7 +14,7 @@
 #include "domain.h"
 #include "hotplug.h"
 #include "json_util.h"
-#include "net_tap.h"
+#include "tap_device.h"
 #include "qmp_connection.h"
 #include "store.h"
 
@@ -112,7 +112,7 @@ struct hotplug_job {
     struct timespec step_started;
     char step_label[128];
     struct hotplug_result result;
-    struct net_tap tap; /* the daemon's copy of an interface's tap, until the VMM has it */
+    struct tap_device tap; /* the daemon's copy of an interface's tap, until the VMM has it */
     char undone[512];
     char undo_errors[512];
     hotplug_done_fn done;

@@ -113,7 +113,7 @@ static bool interface_has_queue(const struct domain_device *device, int index)
 static int interface_open_tap(struct hotplug_job *job, int *fd, struct pv_error *error)
 {
     if (job->index == 0) {
-        int rc = net_tap_open(&job->device->interface, &job->tap, error);
+        int rc = tap_device_open(&job->device->interface, &job->tap, error);
         if (rc < 0)
             return rc;
     }

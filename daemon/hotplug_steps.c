@@ -91,7 +91,7 @@ static void send_step(struct hotplug_job *job, const char *command, struct json_
     /* The command holds its own copy of the descriptor: once the last queue's is handed
      * over the daemon's copies go, so the tap lives exactly as long as the VMM keeps it. */
     if (fd < 0 || job->index + 1 >= (int)job->tap.fd_count)
-        net_tap_close(&job->tap);
+        tap_device_close(&job->tap);
     if (rc < 0)
         hotplug_fail_unsent(job, command, rc);
 }
@@ -256,7 +256,7 @@ void hotplug_step_run(struct hotplug_job *job)
         if (step->build(job->device, &job->names, &arguments) < 0) {
             /* Nothing was sent for this step: undo the ones before it. */
             json_writer_free(&arguments);
-            net_tap_close(&job->tap);
+            tap_device_close(&job->tap);
             job->failed = true;
             hotplug_result_set(&job->result, -EINVAL, "internal", NULL, step->command,
                                "%s %s: cannot build the arguments of %s %s", job->kind,
