@@ -71,10 +71,6 @@ int hotplug_interface_check(const struct domain_interface *interface, struct pv_
     if (interface->queues > DOMAIN_INTERFACE_MAX_QUEUES)
         return pv_error_set(error, -EINVAL, "<driver queues='%u'>: at most %d", interface->queues,
                             DOMAIN_INTERFACE_MAX_QUEUES);
-    if (interface->link_down)
-        return pv_error_set(error, -EOPNOTSUPP,
-                            "unsupported: hot-plugging an interface with <link state='down'/>; "
-                            "attach it up, then set its link down (domif-setlink)");
     return 0;
 }
 

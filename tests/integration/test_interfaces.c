@@ -347,11 +347,6 @@ Test(interfaces, unsupported_types_and_models_are_refused_by_name)
     daemon_expect_error(daemon_p, "domain.attach_device", params, "unsupported",
                         "<model type='e1000'>");
     free(params);
-    params = daemon_xml_params("refuse",
-                               "<interface type='ethernet'><link state='down'/></interface>", NULL);
-    daemon_expect_error(daemon_p, "domain.attach_device", params, "unsupported",
-                        "<link state='down'/>");
-    free(params);
     daemon_call_simple(daemon_p, "domain.destroy", "refuse");
 }
 
@@ -460,5 +455,20 @@ Test(interfaces, link_state_down_reaches_the_guest_at_start)
     cr_assert(daemon_domain_xml_contains(daemon_p, "downnic", true, "<link state='down'/>"));
     start_and_wait_ready("downnic");
     wait_nic_line("downnic", "00:03.0", "52:54:00:aa:00:05", "down");
+    /* Hot-plugged with the link down: set_link follows device_add (as libvirt does), so the
+     * guest either finds it down or sees it go down. */
+    attach("downnic",
+           "<interface type='ethernet'><mac address='52:54:00:aa:00:06'/>"
+           "<link state='down'/></interface>",
+           NULL, 0);
+    char line[512];
+    cr_assert_eq(daemon_wait_serial_line(daemon_p, "downnic", "PROBE PCI ADD 00:04.0 ",
+                                         GUEST_TIMEOUT_MS, line, sizeof(line)),
+                 0);
+    if (!strstr(line, "link=down"))
+        cr_assert_eq(daemon_wait_serial(daemon_p, "downnic", "PROBE NET LINK 00:04.0 down",
+                                        GUEST_TIMEOUT_MS),
+                     0, "the hot-plugged NIC's link did not go down: %s", line);
+    cr_assert(daemon_domain_xml_contains(daemon_p, "downnic", false, "<link state='down'/>"));
     daemon_call_simple(daemon_p, "domain.destroy", "downnic");
 }
