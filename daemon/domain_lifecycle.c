@@ -20,6 +20,7 @@
 #include "pv_log.h"
 #include "qmp_connection.h"
 #include "store.h"
+#include "tap_device.h"
 #include "vmm_argv.h"
 
 #define DESTROY_KILL_DELAY_MS 3000
@@ -75,7 +76,26 @@ static int check_definition(const struct domain_definition *definition, struct p
                                     other->target_dev, disk->target_dev, disk->source);
         }
     }
+    for (size_t i = 0; i < definition->interface_count; i++)
+        if (definition->interfaces[i].hotplug_state != DOMAIN_HOTPLUG_ATTACHED)
+            return pv_error_set(error, -EINVAL,
+                                "interface %s: <plugvirt:hotplug> is status that plugvirtd "
+                                "reports in live XML, not part of a definition; remove it",
+                                definition->interfaces[i].mac);
     return 0;
+}
+
+/* libvirt's rule: a managed tap named "vnet..." is a generated name; it is not kept, the next
+ * start makes one again (a dumpxml of a running domain fed back to define stays startable). */
+static void drop_generated_tap_names(struct domain_definition *definition)
+{
+    for (size_t i = 0; i < definition->interface_count; i++) {
+        struct domain_interface *interface = &definition->interfaces[i];
+        if (domains_is_generated_tap_name(interface)) {
+            free(interface->target_dev);
+            interface->target_dev = NULL;
+        }
+    }
 }
 
 void domains_define(struct domains *domains, const char *xml, domains_done_fn done, void *opaque)
@@ -87,11 +107,13 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
         return;
     }
     if (check_definition(definition, &error) < 0 ||
-        domain_assign_addresses(definition, &error) < 0) {
+        domain_assign_addresses(definition, &error) < 0 ||
+        domains_check_definition_macs(domains, definition, &error) < 0) {
         domains_reply_error(done, opaque, "invalid-argument", "%s", error.message);
         domain_definition_free(definition);
         return;
     }
+    drop_generated_tap_names(definition);
     struct store_domain by_uuid, by_name;
     bool uuid_known = store_domain_get(domains->store, definition->uuid, &by_uuid, NULL) == 0 &&
                       strcasecmp(by_uuid.uuid, definition->uuid) == 0;
@@ -257,6 +279,8 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     struct domain_definition *definition = NULL;
     struct runtime *runtime = NULL;
     char **argv = NULL;
+    int *nic_fds = NULL;
+    unsigned nic_fd_count = 0;
     if (domains_find_runtime(domains, row.uuid)) {
         domains_reply_error(done, opaque, "already-running",
                             "Requested operation is not valid: domain is already running");
@@ -315,6 +339,10 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
         .serial_log = serial_log,
         .pidfile = runtime->pidfile_path,
     };
+    if (tap_device_open_definition(definition, &nic_fds, &nic_fd_count, &error) < 0) {
+        domains_reply_error(done, opaque, "preflight-failed", "%s", error.message);
+        goto out;
+    }
     argv = vmm_argv_build(definition, &paths, &error);
     if (argv == NULL) {
         domains_reply_error(done, opaque,
@@ -332,7 +360,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     char *line = vmm_argv_to_string(argv);
     pv_log_info("domain %s: starting %s", row.name, line ? line : argv[0]);
     free(line);
-    if (runtime_spawn_vmm(runtime, argv, &error) < 0) {
+    if (runtime_spawn_vmm(runtime, argv, nic_fds, nic_fd_count, &error) < 0) {
         domains_reply_error(done, opaque, "internal", "%s", error.message);
         goto out;
     }
@@ -362,6 +390,9 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
             kill(started->pid, SIGKILL);
     }
 out:
+    /* The VMM holds the taps now (or the start failed): the daemon's copies go, so a tap
+     * vanishes with the VMM. */
+    tap_device_close_fds(nic_fds, nic_fd_count);
     vmm_argv_free(argv);
     if (runtime)
         runtime_free(runtime);

@@ -143,7 +143,10 @@ void runtime_free(struct runtime *runtime);
 /* The process's start time (/proc/PID/stat field 22), 0 when gone or a zombie. */
 uint64_t runtime_process_start_time(pid_t pid);
 /* Forks and execs argv[0] in its own session, output to the log; 0 once exec succeeded. */
-int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *error);
+/* Forks and executes the VMM; `nic_fds` (the taps, one per queue) are its descriptors
+ * VMM_ARGV_FIRST_NIC_FD.. (inherited, the only ones besides stdio). */
+int runtime_spawn_vmm(struct runtime *runtime, char **argv, const int *nic_fds,
+                      unsigned nic_fd_count, struct pv_error *error);
 /* Watches the process through a pidfd: its exit stops the runtime at once. */
 int runtime_watch(struct runtime *runtime, struct pv_error *error);
 /* Opens the QMP connection; once ready, a started VMM gets "cont", a restored one is
@@ -158,6 +161,8 @@ void runtime_free_waiter_list(struct waiter **list, const char *code, const char
 void runtime_set_state(struct runtime *runtime, enum store_domain_state state, const char *detail);
 /* Runs a QMP command on the runtime; the callback gets the reply (or a synthesized
  * -ECONNRESET reply when the command could not be queued). timeout_ms <= 0: the default. */
+/* QMP set_link {name: alias, up: false} (<link state='down'/>); a failure is logged. */
+void runtime_set_link_down(struct runtime *runtime, const char *alias);
 void runtime_execute(struct runtime *runtime, const char *command, const char *arguments,
                      int timeout_ms, runtime_reply_fn callback, void *context);
 
@@ -171,5 +176,27 @@ void domains_reconcile_free_all(struct domains *domains);
 extern const struct hotplug_ops domains_hotplug_ops;
 /* Removes a disk from the live definition (if there); true when it was. */
 bool domains_remove_live_disk(struct runtime *runtime, const char *target_dev);
+/* Gives `address` the first PCI slot free in both definitions (either may be NULL), or checks
+ * the user's. */
+int domains_allocate_slot(struct domain_definition *live, struct domain_definition *persistent,
+                          struct domain_address *address, struct pv_error *error);
+
+/* nic_devices.c */
+/* -EEXIST naming the other domain when one (defined or running) has this MAC. */
+int domains_check_mac_unique(struct domains *domains, const char *self_uuid, const char *mac,
+                             struct pv_error *error);
+/* A new MAC as libvirt makes one (52:54:00 and 3 random bytes), unused on the host. */
+int domains_generate_mac(struct domains *domains, char **mac, struct pv_error *error);
+/* Every interface's MAC unique in the definition and on the host (define). */
+int domains_check_definition_macs(struct domains *domains,
+                                  const struct domain_definition *definition,
+                                  struct pv_error *error);
+/* An interface joining `live` (hot plug) or only `persistent`: MAC not used there, alias
+ * net<N>, a tap name (live, managed, none given) and a PCI slot. */
+int domains_allocate_interface(struct domain_definition *live, struct domain_definition *persistent,
+                               struct domain_interface *interface, struct pv_error *error);
+/* A managed tap named "vnet..." (libvirt's generated names: not kept in persistent
+ * definitions, made again at each start). */
+bool domains_is_generated_tap_name(const struct domain_interface *interface);
 
 #endif
