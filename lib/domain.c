@@ -34,8 +34,6 @@ const char *domain_interface_type_name(enum domain_interface_type type)
     switch (type) {
     case DOMAIN_INTERFACE_BRIDGE:
         return "bridge";
-    case DOMAIN_INTERFACE_NETWORK:
-        return "network";
     case DOMAIN_INTERFACE_ETHERNET:
         break;
     }
@@ -711,6 +709,18 @@ int domain_definition_remove_device(struct domain_definition *definition,
                             domain_chardev_kind_name(device->chardev.kind));
     }
     return pv_error_set(error, -EINVAL, "unknown device kind");
+}
+
+struct domain_interface *domain_find_interface(struct domain_definition *definition,
+                                               const char *mac, const char *alias)
+{
+    for (size_t i = 0; definition && i < definition->interface_count; i++) {
+        struct domain_interface *interface = &definition->interfaces[i];
+        if (mac ? interface->mac && strcasecmp(interface->mac, mac) == 0
+                : strings_equal(interface->alias, alias))
+            return interface;
+    }
+    return NULL;
 }
 
 struct domain_disk *domain_find_disk(struct domain_definition *definition, const char *target_dev)

@@ -70,21 +70,24 @@ struct domain_disk {
     enum domain_hotplug_state hotplug_state;
 };
 
-enum domain_interface_type {
-    DOMAIN_INTERFACE_ETHERNET = 0,
-    DOMAIN_INTERFACE_BRIDGE,
-    DOMAIN_INTERFACE_NETWORK
-};
+/* <interface type=...>: plugvirt opens a tap itself (ethernet) and may enslave it to an
+ * existing Linux bridge (bridge); libvirt's other types are refused by the parser. */
+enum domain_interface_type { DOMAIN_INTERFACE_ETHERNET = 0, DOMAIN_INTERFACE_BRIDGE };
 struct domain_interface {
     enum domain_interface_type type;
-    char *mac;           /* "52:54:00:xx:xx:xx" */
-    char *source;        /* bridge or network name */
-    char *target_dev;    /* tap name */
-    bool target_managed; /* <target managed='no'> -> false */
-    char *model;         /* 'virtio' */
-    char *alias;
+    char *mac;           /* "52:54:00:xx:xx:xx" (generated at define/attach when absent) */
+    char *source;        /* <source bridge=> */
+    char *target_dev;    /* tap name; live XML: the one the kernel gave ("vnet%d") */
+    bool target_managed; /* <target managed='no'>: an existing tap plugvirt only opens */
+    char *model;         /* 'virtio' (written at define when absent) */
+    bool link_down;      /* <link state='down'/> */
+    unsigned queues;     /* <driver queues='N'/>; 0: not set (one queue) */
+    char *alias;         /* 'net0' ... */
     struct domain_address address;
+    enum domain_hotplug_state hotplug_state;
 };
+/* Most queues <driver queues=> takes (QEMU's MAX_QUEUE_NUM for tap). */
+#define DOMAIN_INTERFACE_MAX_QUEUES 8
 
 struct domain_controller {
     char *type; /* 'pci' | 'scsi' | 'virtio-serial' */
@@ -198,6 +201,9 @@ int domain_definition_add_device(struct domain_definition *definition,
 int domain_definition_remove_device(struct domain_definition *definition,
                                     const struct domain_device *device, struct pv_error *error);
 struct domain_disk *domain_find_disk(struct domain_definition *definition, const char *target_dev);
+/* The interface with this MAC (case-insensitive) or, when mac is NULL, this alias; NULL if none. */
+struct domain_interface *domain_find_interface(struct domain_definition *definition,
+                                               const char *mac, const char *alias);
 /* The guest's serial port 0: the <serial> if there is one, else a <console> with target type
  * 'serial' (or none), which libvirt treats as an alias of the first serial port; NULL when
  * the definition has neither. The parser has already refused other layouts. */

@@ -134,9 +134,10 @@ static const struct unsupported_element unsupported_elements[] = {
      "vendor|product|mirror|throttlefilters|backenddomain",
      NULL},
     {"interface",
-     "boot|bandwidth|vlan|virtualport|filterref|tune|rom|link|mtu|coalesce|driver|ip|route|"
+     "boot|bandwidth|vlan|virtualport|filterref|tune|rom|mtu|coalesce|ip|route|"
      "script|downscript|guest|backend|teaming|port|acpi",
      NULL},
+    {"driver", "host|guest", NULL},
     {"hostdev", "boot|rom|acpi", NULL},
     {"controller", "driver|model|target|pcihole64|master", NULL},
     {"serial|console|channel", "log|protocol", NULL},
@@ -176,7 +177,14 @@ static const struct unsupported_attribute unsupported_attributes[] = {
      "QEMU has no read error policy 'enospc' (libvirt's schema refuses it too)"},
     {"disk", "source", "startupPolicy", NULL, NULL},
     {"devices", "interface", "type",
-     "user|direct|vhostuser|hostdev|mcast|server|client|udp|vdpa|null|vds|internal", NULL},
+     "network|user|direct|vhostuser|hostdev|mcast|server|client|udp|vdpa|null|vds|internal",
+     "plugvirt supports type 'ethernet' and 'bridge'"},
+    {"interface", "driver",
+     "name|txmode|ioeventfd|event_idx|rx_queue_size|tx_queue_size|queue_size|page_per_vq|"
+     "iommu|ats|packed|rss|rss_hash_report",
+     NULL, "plugvirt supports only <driver queues='N'/>"},
+    {"interface", "source", "network|dev|mode|path|type|address|port|portgroup", NULL,
+     "<interface type='bridge'> takes <source bridge=...>"},
     {"interface", "model", "type",
      "e1000|e1000e|rtl8139|ne2k_pci|pcnet|vmxnet3|i82551|i82557b|i82559er|virtio-transitional|"
      "virtio-non-transitional|igb|usb-net",
@@ -311,7 +319,8 @@ int domain_xml_check_unsupported(xmlNodePtr node, const char *root_parent, struc
         if (node->ns && node->ns->href && node->ns->href[0] &&
             strcmp((const char *)node->ns->href, DOMAIN_XML_PLUGVIRT_NAMESPACE) == 0 &&
             strcmp(domain_xml_node_name(node), "hotplug") == 0 &&
-            strcmp(parent_name(node, root_parent), "disk") == 0)
+            (strcmp(parent_name(node, root_parent), "disk") == 0 ||
+             strcmp(parent_name(node, root_parent), "interface") == 0))
             continue; /* our own status element (live XML); the daemon refuses it as input */
         if (node->ns && node->ns->href && node->ns->href[0]) {
             /* libvirt's extension namespaces (qemu:commandline, metadata, ...) */

@@ -118,6 +118,17 @@ static void write_alias(FILE *out, int level, const char *alias, bool live)
     fputs("/>\n", out);
 }
 
+/* <plugvirt:hotplug state=...>: a hot-plug in progress (live XML only). */
+static void write_hotplug_state(FILE *out, int level, enum domain_hotplug_state state, bool live)
+{
+    if (!live || state == DOMAIN_HOTPLUG_ATTACHED)
+        return;
+    write_indent(out, level);
+    fputs("<plugvirt:hotplug xmlns:plugvirt='" DOMAIN_XML_PLUGVIRT_NAMESPACE "'", out);
+    write_attribute(out, "state", domain_hotplug_state_name(state));
+    fputs("/>\n", out);
+}
+
 static void write_disk(FILE *out, int level, const struct domain_disk *disk, bool live)
 {
     write_indent(out, level);
@@ -158,12 +169,7 @@ static void write_disk(FILE *out, int level, const struct domain_disk *disk, boo
     }
     write_text_element(out, level + 1, "serial", disk->serial);
     write_alias(out, level + 1, disk->alias, live);
-    if (live && disk->hotplug_state != DOMAIN_HOTPLUG_ATTACHED) {
-        write_indent(out, level + 1);
-        fputs("<plugvirt:hotplug xmlns:plugvirt='" DOMAIN_XML_PLUGVIRT_NAMESPACE "'", out);
-        write_attribute(out, "state", domain_hotplug_state_name(disk->hotplug_state));
-        fputs("/>\n", out);
-    }
+    write_hotplug_state(out, level + 1, disk->hotplug_state, live);
     write_address(out, level + 1, &disk->address);
     write_indent(out, level);
     fputs("</disk>\n", out);
@@ -185,8 +191,7 @@ static void write_interface(FILE *out, int level, const struct domain_interface 
     if (interface->source) {
         write_indent(out, level + 1);
         fputs("<source", out);
-        write_attribute(out, interface->type == DOMAIN_INTERFACE_NETWORK ? "network" : "bridge",
-                        interface->source);
+        write_attribute(out, "bridge", interface->source);
         fputs("/>\n", out);
     }
     if (interface->target_dev) {
@@ -203,7 +208,16 @@ static void write_interface(FILE *out, int level, const struct domain_interface 
         write_attribute(out, "type", interface->model);
         fputs("/>\n", out);
     }
+    if (interface->queues) {
+        write_indent(out, level + 1);
+        fprintf(out, "<driver queues='%u'/>\n", interface->queues);
+    }
+    if (interface->link_down) {
+        write_indent(out, level + 1);
+        fputs("<link state='down'/>\n", out);
+    }
     write_alias(out, level + 1, interface->alias, live);
+    write_hotplug_state(out, level + 1, interface->hotplug_state, live);
     write_address(out, level + 1, &interface->address);
     write_indent(out, level);
     fputs("</interface>\n", out);

@@ -209,9 +209,14 @@ Test(domain_xml, full_example_fields)
     cr_assert_str_eq(definition->interfaces[0].source, "br0");
     cr_assert(definition->interfaces[0].target_managed);
     cr_assert_not(definition->interfaces[1].target_managed);
-    cr_assert_str_eq(definition->interfaces[2].source, "default");
+    cr_assert_eq(definition->interfaces[2].type, DOMAIN_INTERFACE_ETHERNET);
     cr_assert_not_null(definition->interfaces[2].mac, "a MAC is generated, as libvirt does");
     cr_assert_eq(strncmp(definition->interfaces[2].mac, "52:54:00:", 9), 0);
+    cr_assert_str_eq(definition->interfaces[2].model, "virtio",
+                     "virtio is written when absent (libvirt's default would be rtl8139)");
+    cr_assert_eq(definition->interfaces[2].queues, 2);
+    cr_assert(definition->interfaces[2].link_down);
+    cr_assert_not(definition->interfaces[1].link_down);
 
     cr_assert_eq(definition->chardev_count, 3);
     cr_assert_eq(definition->chardevs[0].kind, DOMAIN_CHARDEV_SERIAL);
@@ -332,6 +337,21 @@ Test(domain_xml, precise_messages)
                    "unsupported: <driver rerror_policy='enospace'> (line 10) is not supported by "
                    "plugvirt: QEMU has no read error policy 'enospc' (libvirt's schema refuses it "
                    "too)");
+    expect_message("interface-network-unsupported.xml",
+                   "unsupported: <interface type='network'> (line 9) is not supported by plugvirt: "
+                   "plugvirt supports type 'ethernet' and 'bridge'");
+    expect_message("interface-e1000-unsupported.xml",
+                   "unsupported: <model type='e1000'> (line 10) is not supported by plugvirt: "
+                   "only model type='virtio' is");
+    expect_message("interface-driver-txmode-unsupported.xml",
+                   "unsupported: attribute 'name' of <driver> (line 10) is not supported by "
+                   "plugvirt: plugvirt supports only <driver queues='N'/>");
+    expect_message("interface-vlan-unsupported.xml",
+                   "unsupported: <vlan> (line 11) is not supported by plugvirt");
+    expect_message("interface-unmanaged-no-dev-invalid.xml",
+                   "line 10: <target managed='no'> needs dev= (an existing tap)");
+    expect_message("interface-queues-zero-invalid.xml",
+                   "line 9: <driver queues='0'>: at least one queue");
     expect_message("video-unsupported.xml",
                    "unsupported: <video> (line 9) is not supported by plugvirt");
     expect_message("duplicate-target-invalid.xml", "line 13: disk target 'vda' is already used");
