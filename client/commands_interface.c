@@ -266,27 +266,28 @@ static int run_detach_interface(struct pvsh_context *context,
         return pvsh_report_error(context, "invalid-argument", "No interface found whose type is %s",
                                  type);
     }
-    /* The daemon matches an interface by its MAC (or, lacking one, its alias). */
+    /* The daemon matches an interface by its MAC (or, lacking one, its alias); the source
+     * is part of a valid element of its type. */
     const char *found_mac = json_get_string(found, "mac");
     const char *found_alias = json_get_string(found, "alias");
-    struct pvsh_xml builder = {0};
-    pvsh_xml_append(&builder, "<interface type='%'>\n", type);
-    if (found_mac && *found_mac)
-        pvsh_xml_append(&builder, "  <mac address='%'/>\n", found_mac);
-    else if (found_alias && *found_alias)
-        pvsh_xml_append(&builder, "  <alias name='%'/>\n", found_alias);
-    pvsh_xml_append(&builder, "</interface>\n");
+    const char *found_source = json_get_string(found, "source");
+    struct pvsh_interface_options element = {
+        .type = type,
+        .source = found_source && *found_source ? found_source : NULL,
+        .mac = found_mac && *found_mac ? found_mac : NULL,
+        .alias = !(found_mac && *found_mac) && found_alias && *found_alias ? found_alias : NULL,
+    };
+    struct pv_error error = {0};
+    char *xml = pvsh_build_interface_xml(&element, &error);
     const char *found_target = json_get_string(found, "target");
     char *target = strdup(found_target && *found_target ? found_target
                           : found_mac                   ? found_mac
                                                         : type);
     api_reply_free(&interfaces);
-    struct pv_error error = {0};
-    char *xml = pvsh_xml_take(&builder, &error);
     if (!xml || !target) {
         free(xml);
         free(target);
-        return pvsh_report_error(context, "internal", "out of memory");
+        return pvsh_report_error(context, "internal", "%s", xml ? "out of memory" : error.message);
     }
     status = pvsh_detach_xml(context, arguments, xml, &detach_options, target,
                              "Interface detached successfully");
