@@ -129,21 +129,26 @@ int device_args_disk_format(struct json_writer *writer, const struct domain_disk
     return 0;
 }
 
+static void write_pci_address(struct json_writer *writer, int slot, int function)
+{
+    if (slot < 0)
+        return;
+    char address[32];
+    if (function)
+        snprintf(address, sizeof(address), "0x%x.0x%x", (unsigned)slot, (unsigned)function);
+    else
+        snprintf(address, sizeof(address), "0x%x", (unsigned)slot);
+    json_writer_member_string(writer, "bus", "pci.0");
+    json_writer_member_string(writer, "addr", address);
+}
+
 int device_args_disk_device(struct json_writer *writer, const struct domain_disk *disk,
                             const char *id, const char *format_node, int slot, int function)
 {
     if (device_args_disk_check(disk, NULL) < 0)
         return -EINVAL;
     json_writer_member_string(writer, "driver", "virtio-blk-pci");
-    if (slot >= 0) {
-        char address[32];
-        if (function)
-            snprintf(address, sizeof(address), "0x%x.0x%x", (unsigned)slot, (unsigned)function);
-        else
-            snprintf(address, sizeof(address), "0x%x", (unsigned)slot);
-        json_writer_member_string(writer, "bus", "pci.0");
-        json_writer_member_string(writer, "addr", address);
-    }
+    write_pci_address(writer, slot, function);
     json_writer_member_string(writer, "drive", format_node);
     json_writer_member_string(writer, "id", id);
     const struct cache_mode *cache = find_cache_mode(disk->cache);
@@ -161,5 +166,74 @@ int device_args_disk_device(struct json_writer *writer, const struct domain_disk
     const char *rerror = read_error_policy(disk);
     if (rerror)
         json_writer_member_string(writer, "rerror", rerror);
+    return 0;
+}
+
+/* --- interfaces ---------------------------------------------------------------------------- */
+
+bool device_args_netdev_id(char *out, size_t size, const char *alias)
+{
+    int length = snprintf(out, size, DEVICE_ARGS_NETDEV_PREFIX "%s", alias ? alias : "");
+    return alias && length >= 0 && (size_t)length < size;
+}
+
+int device_args_interface_check(const struct domain_interface *interface, struct pv_error *error)
+{
+    const char *mac = interface->mac ? interface->mac : "?";
+    if (interface->model && strcmp(interface->model, "virtio") != 0)
+        return pv_error_set(error, -EINVAL, "unsupported: interface %s: <model type='%s'>", mac,
+                            interface->model);
+    if (!interface->mac)
+        return pv_error_set(error, -EINVAL, "internal: interface has no MAC address");
+    if (!interface->alias)
+        return pv_error_set(error, -EINVAL, "internal: interface %s has no alias", mac);
+    if (interface->queues > DOMAIN_INTERFACE_MAX_QUEUES)
+        return pv_error_set(error, -EINVAL, "interface %s: <driver queues='%u'>: at most %d", mac,
+                            interface->queues, DOMAIN_INTERFACE_MAX_QUEUES);
+    return 0;
+}
+
+int device_args_interface_netdev(struct json_writer *writer,
+                                 const struct domain_interface *interface, const char *netdev_id,
+                                 const char *const *fd_names, unsigned fd_count)
+{
+    if (device_args_interface_check(interface, NULL) < 0 || fd_count == 0)
+        return -EINVAL;
+    json_writer_member_string(writer, "type", "tap");
+    json_writer_member_string(writer, "id", netdev_id);
+    if (fd_count == 1) {
+        json_writer_member_string(writer, "fd", fd_names[0]);
+    } else {
+        char names[512] = "";
+        size_t used = 0;
+        for (unsigned i = 0; i < fd_count; i++) {
+            int length =
+                snprintf(names + used, sizeof(names) - used, "%s%s", i ? ":" : "", fd_names[i]);
+            if (length < 0 || (size_t)length >= sizeof(names) - used)
+                return -EINVAL;
+            used += (size_t)length;
+        }
+        json_writer_member_string(writer, "fds", names);
+    }
+    json_writer_member_bool(writer, "vhost", false);
+    return 0;
+}
+
+int device_args_interface_device(struct json_writer *writer,
+                                 const struct domain_interface *interface, const char *id,
+                                 const char *netdev_id, int slot, int function)
+{
+    if (device_args_interface_check(interface, NULL) < 0)
+        return -EINVAL;
+    json_writer_member_string(writer, "driver", "virtio-net-pci");
+    json_writer_member_string(writer, "netdev", netdev_id);
+    json_writer_member_string(writer, "id", id);
+    json_writer_member_string(writer, "mac", interface->mac);
+    write_pci_address(writer, slot, function);
+    if (interface->queues > 1) {
+        /* libvirt: one vector per queue direction, plus config and control. */
+        json_writer_member_bool(writer, "mq", true);
+        json_writer_member_int(writer, "vectors", 2 * (int64_t)interface->queues + 2);
+    }
     return 0;
 }

@@ -25,6 +25,17 @@
  * The disk's nodes are "<alias>" DEVICE_ARGS_DISK_STORAGE_SUFFIX and "<alias>"
  * DEVICE_ARGS_DISK_FORMAT_SUFFIX on both paths, so a cold-plugged disk is hot-unplugged by
  * the same sequence and restart reconciliation (domains.c) recognises both. */
+ *
+ * Interfaces (libvirt's qemuBuildHostNetProps / qemuBuildNicDevProps), the tap opened by the
+ * daemon (net_tap.h) and handed over as descriptors, never by name:
+ *   netdev  {"type": "tap", "id": "host<alias>", "fd": NAME | "fds": "NAME:NAME..." (queues
+ *            > 1), "vhost": false}; NAME is the descriptor number inherited on the command
+ *            line, or the name a QMP getfd gave it when hot-plugged
+ *   device  {"driver": "virtio-net-pci", "netdev", "id": alias, "mac", "bus": "pci.0",
+ *            "addr", and for queues N > 1 "mq": true, "vectors": 2N + 2}
+ * vhost is off: the VMM gets no /dev/vhost-net descriptor (the daemon would have to open it
+ * too), and QEMU's own datapath works everywhere. <link state='down'/> is QMP set_link after
+ * the device exists, as libvirt does (virtio-net-pci has no link property). */
 #ifndef PLUGVIRT_DEVICE_ARGS_H
 #define PLUGVIRT_DEVICE_ARGS_H
 
@@ -57,5 +68,23 @@ int device_args_disk_format(struct json_writer *writer, const struct domain_disk
  * `format_node`, at pci.0 slot `slot` (< 0: no address) function `function`. */
 int device_args_disk_device(struct json_writer *writer, const struct domain_disk *disk,
                             const char *id, const char *format_node, int slot, int function);
+
+ /* The interface's netdev id: "host" + alias ("hostnet0" for "net0"), as libvirt names it. */
+#define DEVICE_ARGS_NETDEV_PREFIX "host"
+bool device_args_netdev_id(char *out, size_t size, const char *alias);
+
+/* 0, or -EINVAL naming what the builders cannot express (a model other than virtio, no
+ * MAC or alias, too many queues). */
+int device_args_interface_check(const struct domain_interface *interface, struct pv_error *error);
+/* The members of the interface's tap netdev `netdev_id`; `fd_names` are the names (or
+ * numbers) of its `fd_count` descriptors, one per queue. */
+int device_args_interface_netdev(struct json_writer *writer,
+                                 const struct domain_interface *interface, const char *netdev_id,
+                                 const char *const *fd_names, unsigned fd_count);
+/* The members of the interface's virtio-net-pci device `id` on `netdev_id` at pci.0 slot `slot`
+ * (< 0: no address). */
+int device_args_interface_device(struct json_writer *writer,
+                                 const struct domain_interface *interface, const char *id,
+                                 const char *netdev_id, int slot, int function);
 
 #endif

@@ -20,6 +20,7 @@
 #include "pv_log.h"
 #include "qmp_connection.h"
 #include "store.h"
+#include "net_tap.h"
 #include "vmm_argv.h"
 
 #define DESTROY_KILL_DELAY_MS 3000
@@ -257,6 +258,8 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     struct domain_definition *definition = NULL;
     struct runtime *runtime = NULL;
     char **argv = NULL;
+    int *nic_fds = NULL;
+    unsigned nic_fd_count = 0;
     if (domains_find_runtime(domains, row.uuid)) {
         domains_reply_error(done, opaque, "already-running",
                             "Requested operation is not valid: domain is already running");
@@ -315,6 +318,10 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
         .serial_log = serial_log,
         .pidfile = runtime->pidfile_path,
     };
+    if (net_tap_open_definition(definition, &nic_fds, &nic_fd_count, &error) < 0) {
+        domains_reply_error(done, opaque, "preflight-failed", "%s", error.message);
+        goto out;
+    }
     argv = vmm_argv_build(definition, &paths, &error);
     if (argv == NULL) {
         domains_reply_error(done, opaque,
@@ -332,7 +339,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
     char *line = vmm_argv_to_string(argv);
     pv_log_info("domain %s: starting %s", row.name, line ? line : argv[0]);
     free(line);
-    if (runtime_spawn_vmm(runtime, argv, &error) < 0) {
+    if (runtime_spawn_vmm(runtime, argv, nic_fds, nic_fd_count, &error) < 0) {
         domains_reply_error(done, opaque, "internal", "%s", error.message);
         goto out;
     }
@@ -362,6 +369,9 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
             kill(started->pid, SIGKILL);
     }
 out:
+    /* The VMM holds the taps now (or the start failed): the daemon's copies go, so a tap
+     * vanishes with the VMM. */
+    net_tap_close_fds(nic_fds, nic_fd_count);
     vmm_argv_free(argv);
     if (runtime)
         runtime_free(runtime);

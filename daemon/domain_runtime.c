@@ -15,7 +15,9 @@
 
 #include "console.h"
 #include "domains_internal.h"
+#include "vmm_argv.h"
 #include "hotplug.h"
+#include "json_util.h"
 #include "pv_log.h"
 #include "qmp_connection.h"
 #include "store.h"
@@ -363,6 +365,34 @@ static void on_started_cont(struct domains *domains, const char *uuid,
     runtime_free_waiter_list(&runtime->start_waiters, NULL, NULL);
 }
 
+static void on_set_link(struct domains *domains, const char *uuid,
+                        const struct qmp_connection_reply *reply, void *context)
+{
+    (void)domains;
+    if (reply->status < 0)
+        pv_log_error("domain %s: set_link down failed: %s", uuid,
+                     reply->error_desc ? reply->error_desc : strerror(-reply->status));
+}
+
+/* <link state='down'/>: virtio-net-pci has no such property; like libvirt, the link is set
+ * down over QMP before the guest runs (QMP answers in order, so before "cont"). */
+static void set_links_down(struct runtime *runtime)
+{
+    for (size_t i = 0; runtime->live && i < runtime->live->interface_count; i++) {
+        const struct domain_interface *interface = &runtime->live->interfaces[i];
+        if (!interface->link_down || !interface->alias)
+            continue;
+        struct json_writer arguments;
+        json_writer_init(&arguments, false);
+        json_writer_begin_object(&arguments);
+        json_writer_member_string(&arguments, "name", interface->alias);
+        json_writer_member_bool(&arguments, "up", false);
+        json_writer_end_object(&arguments);
+        runtime_execute(runtime, "set_link", json_writer_text(&arguments), 0, on_set_link, NULL);
+        json_writer_free(&arguments);
+    }
+}
+
 static void on_qmp_ready(void *opaque, int status, const char *message)
 {
     struct runtime *runtime = opaque;
@@ -391,17 +421,26 @@ static void on_qmp_ready(void *opaque, int status, const char *message)
         domains_reconcile_after_restore(runtime);
         return;
     }
+    set_links_down(runtime);
     runtime_execute(runtime, "cont", NULL, 0, on_started_cont, NULL);
 }
 
-int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *error)
+int runtime_spawn_vmm(struct runtime *runtime, char **argv, const int *nic_fds,
+                      unsigned nic_fd_count, struct pv_error *error)
 {
     int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+    /* Allocated before fork: the child may only make async-signal-safe calls. */
+    int *moved = nic_fd_count ? calloc(nic_fd_count, sizeof(*moved)) : NULL;
+    if (nic_fd_count && !moved)
+        return pv_error_set(error, -ENOMEM, "out of memory");
+    if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+        free(moved);
         return pv_error_set_errno(error, -errno, "pipe");
+    }
     int log_fd = open(runtime->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log_fd < 0) {
         int rc = pv_error_set_errno(error, -errno, "cannot open %s", runtime->log_path);
+        free(moved);
         close(pipe_fds[0]);
         close(pipe_fds[1]);
         return rc;
@@ -409,6 +448,7 @@ int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *err
     pid_t pid = fork();
     if (pid < 0) {
         int rc = pv_error_set_errno(error, -errno, "fork");
+        free(moved);
         close(pipe_fds[0]);
         close(pipe_fds[1]);
         close(log_fd);
@@ -419,6 +459,23 @@ int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *err
          * group) never takes the VM with it. Only async-signal-safe calls from here on. */
         int report = pipe_fds[1];
         setsid();
+        /* The taps go to VMM_ARGV_FIRST_NIC_FD.. (vmm_argv.h) and the exec report to 3: first
+         * everything moves above that range, so that no move overwrites a descriptor not
+         * moved yet; dup2 leaves the final tap descriptors without FD_CLOEXEC, so only they
+         * are inherited. */
+        int above = VMM_ARGV_FIRST_NIC_FD + (int)nic_fd_count;
+        report = fcntl(report, F_DUPFD_CLOEXEC, above);
+        if (report < 0)
+            _exit(126);
+        for (unsigned i = 0; i < nic_fd_count; i++)
+            if ((moved[i] = fcntl(nic_fds[i], F_DUPFD_CLOEXEC, above)) < 0)
+                _exit(126);
+        if (dup3(report, 3, O_CLOEXEC) < 0)
+            _exit(126);
+        report = 3;
+        for (unsigned i = 0; i < nic_fd_count; i++)
+            if (dup2(moved[i], VMM_ARGV_FIRST_NIC_FD + (int)i) < 0)
+                _exit(126);
         int null_fd = open("/dev/null", O_RDONLY);
         if (null_fd >= 0 && null_fd != STDIN_FILENO) {
             dup2(null_fd, STDIN_FILENO);
@@ -426,11 +483,7 @@ int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *err
         }
         dup2(log_fd, STDOUT_FILENO);
         dup2(log_fd, STDERR_FILENO);
-        if (report != 3) {
-            dup3(report, 3, O_CLOEXEC);
-            report = 3;
-        }
-        syscall(SYS_close_range, 4, ~0U, 0);
+        syscall(SYS_close_range, VMM_ARGV_FIRST_NIC_FD + nic_fd_count, ~0U, 0);
         struct sigaction action = {.sa_handler = SIG_DFL};
         for (int sig = 1; sig < NSIG; sig++)
             sigaction(sig, &action, NULL);
@@ -443,6 +496,7 @@ int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *err
         (void)ignored;
         _exit(127);
     }
+    free(moved);
     close(pipe_fds[1]);
     close(log_fd);
     int code = 0;

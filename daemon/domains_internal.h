@@ -143,7 +143,10 @@ void runtime_free(struct runtime *runtime);
 /* The process's start time (/proc/PID/stat field 22), 0 when gone or a zombie. */
 uint64_t runtime_process_start_time(pid_t pid);
 /* Forks and execs argv[0] in its own session, output to the log; 0 once exec succeeded. */
-int runtime_spawn_vmm(struct runtime *runtime, char **argv, struct pv_error *error);
+/* Forks and executes the VMM; `nic_fds` (the taps, one per queue) are its descriptors
+ * VMM_ARGV_FIRST_NIC_FD.. (inherited, the only ones besides stdio). */
+int runtime_spawn_vmm(struct runtime *runtime, char **argv, const int *nic_fds,
+                      unsigned nic_fd_count, struct pv_error *error);
 /* Watches the process through a pidfd: its exit stops the runtime at once. */
 int runtime_watch(struct runtime *runtime, struct pv_error *error);
 /* Opens the QMP connection; once ready, a started VMM gets "cont", a restored one is

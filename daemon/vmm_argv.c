@@ -167,6 +167,59 @@ char *vmm_argv_disk_device_json(const struct domain_disk *disk)
     return disk_object(disk, 2);
 }
 
+unsigned vmm_argv_nic_fd_count(const struct domain_definition *definition)
+{
+    unsigned count = 0;
+    for (size_t i = 0; i < definition->interface_count; i++)
+        count += definition->interfaces[i].queues ? definition->interfaces[i].queues : 1;
+    return count;
+}
+
+char *vmm_argv_interface_netdev_json(const struct domain_interface *interface, int first_fd)
+{
+    char netdev[96];
+    char numbers[DOMAIN_INTERFACE_MAX_QUEUES][16];
+    const char *names[DOMAIN_INTERFACE_MAX_QUEUES];
+    unsigned queues = interface->queues ? interface->queues : 1;
+    if (queues > DOMAIN_INTERFACE_MAX_QUEUES ||
+        !device_args_netdev_id(netdev, sizeof(netdev), interface->alias))
+        return NULL;
+    for (unsigned i = 0; i < queues; i++) {
+        snprintf(numbers[i], sizeof(numbers[i]), "%d", first_fd + (int)i);
+        names[i] = numbers[i];
+    }
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    int rc = device_args_interface_netdev(&writer, interface, netdev, names, queues);
+    json_writer_end_object(&writer);
+    if (rc < 0) {
+        json_writer_free(&writer);
+        return NULL;
+    }
+    return json_writer_steal(&writer);
+}
+
+char *vmm_argv_interface_device_json(const struct domain_interface *interface)
+{
+    char netdev[96];
+    if (!device_args_netdev_id(netdev, sizeof(netdev), interface->alias))
+        return NULL;
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    bool pci = interface->address.type == DOMAIN_ADDRESS_PCI;
+    int rc = device_args_interface_device(&writer, interface, interface->alias, netdev,
+                                          pci ? (int)interface->address.slot : -1,
+                                          pci ? (int)interface->address.function : 0);
+    json_writer_end_object(&writer);
+    if (rc < 0) {
+        json_writer_free(&writer);
+        return NULL;
+    }
+    return json_writer_steal(&writer);
+}
+
 char *vmm_argv_serial_chardev(const char *serial_socket, const char *serial_log)
 {
     char *path = escape_commas(serial_socket);
@@ -236,10 +289,19 @@ char **vmm_argv_build(const struct domain_definition *definition,
         pv_error_set(error, -EINVAL, "internal: VMM paths missing");
         return NULL;
     }
-    if (definition->interface_count || definition->hostdev_count) {
-        pv_error_set(error, -EINVAL,
-                     "unsupported: <interface> and <hostdev> devices cannot be started yet");
+    if (definition->hostdev_count) {
+        pv_error_set(error, -EINVAL, "unsupported: <hostdev> devices cannot be started yet");
         return NULL;
+    }
+    for (size_t i = 0; i < definition->interface_count; i++) {
+        const struct domain_interface *interface = &definition->interfaces[i];
+        if (device_args_interface_check(interface, error) < 0)
+            return NULL;
+        if (interface->address.type != DOMAIN_ADDRESS_PCI) {
+            pv_error_set(error, -EINVAL, "internal: interface %s has no PCI address",
+                         interface->mac);
+            return NULL;
+        }
     }
     for (size_t i = 0; i < definition->chardev_count; i++) {
         const struct domain_chardev *chardev = &definition->chardevs[i];
@@ -322,6 +384,15 @@ char **vmm_argv_build(const struct domain_definition *definition,
         argv_add_owned(&builder, vmm_argv_disk_format_json(disk));
         argv_add(&builder, "-device");
         argv_add_owned(&builder, vmm_argv_disk_device_json(disk));
+    }
+    int nic_fd = VMM_ARGV_FIRST_NIC_FD;
+    for (size_t i = 0; i < definition->interface_count; i++) {
+        const struct domain_interface *interface = &definition->interfaces[i];
+        argv_add(&builder, "-netdev");
+        argv_add_owned(&builder, vmm_argv_interface_netdev_json(interface, nic_fd));
+        argv_add(&builder, "-device");
+        argv_add_owned(&builder, vmm_argv_interface_device_json(interface));
+        nic_fd += interface->queues ? (int)interface->queues : 1;
     }
     if (builder.failed) {
         if (builder.items) {

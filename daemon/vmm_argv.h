@@ -14,6 +14,10 @@
  *   "<alias>-format"} -device {virtio-blk-pci, bus pci.0, addr 0xS, drive <alias>-format,
  *   id <alias>}, all three JSON objects built by device_args.h, which also builds the QMP
  *   arguments of a hot-plugged disk: a disk gets the same arguments cold and hot.
+ *   per interface: -netdev {tap "host<alias>", fd(s) N} -device {virtio-net-pci, id <alias>,
+ *   mac, bus pci.0, addr 0xS} (device_args.h). The taps are opened by the daemon; their
+ *   descriptors are inherited by the VMM at fixed numbers: VMM_ARGV_FIRST_NIC_FD onwards, one
+ *   per queue, in the order of the interfaces (runtime_spawn_vmm puts them there).
  * The node names are the ones the hotplug orchestrator uses, so a cold-plugged disk can be
  * hot-unplugged with the same sequence. -S: the daemon sends "cont" once QMP is connected.
  * No -no-shutdown: the VMM exits when the guest powers off (exit status 0 = shut off).
@@ -59,5 +63,15 @@ int vmm_argv_check_serial(const struct domain_definition *definition, struct pv_
 char *vmm_argv_disk_storage_json(const struct domain_disk *disk);
 char *vmm_argv_disk_format_json(const struct domain_disk *disk);
 char *vmm_argv_disk_device_json(const struct domain_disk *disk);
+
+/* The first descriptor number of the NICs' taps in the VMM (0-2: stdio, 3: the spawn's
+ * exec-error pipe, closed on exec). */
+#define VMM_ARGV_FIRST_NIC_FD 4
+/* How many tap descriptors the definition's interfaces take (one per queue). */
+unsigned vmm_argv_nic_fd_count(const struct domain_definition *definition);
+/* The -netdev JSON of an interface whose descriptors are numbers first_fd.. (one per queue),
+ * and its -device JSON; malloc'd, NULL on allocation failure or what device_args refuses. */
+char *vmm_argv_interface_netdev_json(const struct domain_interface *interface, int first_fd);
+char *vmm_argv_interface_device_json(const struct domain_interface *interface);
 
 #endif

@@ -137,7 +137,28 @@ int domain_assign_aliases(struct domain_definition *definition, struct pv_error 
         free(disk->alias);
         disk->alias = alias;
     }
+    for (size_t i = 0; i < definition->interface_count; i++) {
+        struct domain_interface *interface = &definition->interfaces[i];
+        if (interface->alias &&
+            (strncmp(interface->alias, "ua-", 3) == 0 || strncmp(interface->alias, "net", 3) == 0))
+            continue;
+        char *alias = domain_interface_alias_next(definition);
+        if (alias == NULL)
+            return pv_error_set(error, -ENOMEM, "out of memory");
+        free(interface->alias);
+        interface->alias = alias;
+    }
     return 0;
+}
+
+char *domain_interface_alias_next(const struct domain_definition *definition)
+{
+    for (unsigned index = 0;; index++) {
+        char candidate[32];
+        snprintf(candidate, sizeof(candidate), "net%u", index);
+        if (!domain_alias_taken(definition, candidate))
+            return strdup(candidate);
+    }
 }
 
 bool domain_alias_taken(const struct domain_definition *definition, const char *alias)
@@ -146,6 +167,9 @@ bool domain_alias_taken(const struct domain_definition *definition, const char *
         return false;
     for (size_t i = 0; i < definition->disk_count; i++)
         if (definition->disks[i].alias && strcmp(definition->disks[i].alias, alias) == 0)
+            return true;
+    for (size_t i = 0; i < definition->interface_count; i++)
+        if (definition->interfaces[i].alias && strcmp(definition->interfaces[i].alias, alias) == 0)
             return true;
     return false;
 }
