@@ -309,9 +309,13 @@ static int run_domif_getlink(struct pvsh_context *context, const struct pvsh_arg
     yajl_val interface = find_interface(reply.result, name);
     if (!interface) {
         api_reply_free(&reply);
-        return pvsh_report_error(context, "invalid-argument",
-                                 "no interface '%s' in domain '%s' (pvsh domiflist %s lists them)",
-                                 name, domain, domain);
+        bool config = pvsh_argument_bool(arguments, "config");
+        /* The daemon's wording for the same mistake (domain.set_link, domain.ifstat). */
+        return pvsh_report_error(context, "no-device",
+                                 "no interface '%s' in %sdomain '%s' (name it by its tap or MAC "
+                                 "address: pvsh domiflist %s%s lists them)",
+                                 name, config ? "the persistent definition of " : "", domain,
+                                 domain, config ? " --inactive" : "");
     }
     const char *link = json_get_string(interface, "link");
     if (context->json)

@@ -1209,8 +1209,9 @@ Test(pvsh_end_to_end, domif_getlink_by_tap_or_mac)
     cr_expect_eq(mac.status, 0, "%s", mac.err);
     cr_expect_str_eq(mac.out, "52:54:00:00:00:03 up\n\n");
     cr_expect_eq(missing.status, 1);
-    cr_expect_str_eq(missing.err, "error: no interface '52:54:00:00:00:0A' in domain 'demo' (pvsh "
-                                  "domiflist demo lists them)\n");
+    cr_expect_str_eq(missing.err, "error: no interface '52:54:00:00:00:0A' in domain 'demo' (name "
+                                  "it by its tap or MAC address: pvsh domiflist demo lists "
+                                  "them)\n");
     result_free(&tap);
     result_free(&mac);
     result_free(&missing);
