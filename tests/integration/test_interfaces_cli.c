@@ -368,6 +368,35 @@ Test(interfaces_cli, cold_nic_list_link_and_errors)
     cr_expect(strstr(run.err, "error: option --script is not supported by plugvirt"), "%s",
               run.err);
 
+    /* The read-only socket lists and counts but does not change links. */
+    struct pv_error error = {0};
+    struct api_client *reader = api_client_connect(daemon_p->read_only_socket_path, &error);
+    cr_assert_not_null(reader, "%s", error.message);
+    struct api_reply reply;
+    cr_assert_eq(
+        api_client_call(reader, "domain.iflist", "{\"domain\": \"cold\"}", 30000, &reply, &error),
+        0, "%s", error.message);
+    cr_expect_null(reply.error_code, "domain.iflist: %s", reply.error_message);
+    api_reply_free(&reply);
+    cr_assert_eq(api_client_call(reader, "domain.ifstat",
+                                 "{\"domain\": \"cold\", \"interface\": \"vnet0\"}", 30000, &reply,
+                                 &error),
+                 0, "%s", error.message);
+    cr_expect_null(reply.error_code, "domain.ifstat: %s", reply.error_message);
+    api_reply_free(&reply);
+    cr_assert_eq(api_client_call(reader, "domain.set_link",
+                                 "{\"domain\": \"cold\", \"interface\": \"vnet0\", "
+                                 "\"state\": \"down\"}",
+                                 30000, &reply, &error),
+                 0, "%s", error.message);
+    cr_expect_str_eq(reply.error_code ? reply.error_code : "", "permission-denied");
+    api_reply_free(&reply);
+    api_client_close(reader);
+    daemon_expect_error(daemon_p, "domain.set_link",
+                        "{\"domain\": \"cold\", \"interface\": \"vnet0\", \"state\": "
+                        "\"down\", \"flags\": [\"live\", \"config\"]}",
+                        "invalid-argument", "either 'live' or 'config'");
+
     daemon_call_simple(daemon_p, "domain.destroy", "cold");
     PVSH(&run, "domifstat", "cold", "vnet0");
     cr_expect_eq(run.status, 1);
