@@ -432,7 +432,7 @@ static const struct pvsh_option domiflist_options[] = {
 static const struct pvsh_option domif_setlink_options[] = {
     DOMAIN_OPTION,
     {"interface", PVSH_OPTION_STRING, PVSH_POSITIONAL | PVSH_REQUIRED,
-     "interface device (MAC Address)"},
+     "interface device (tap name or MAC address)"},
     {"state", PVSH_OPTION_STRING, PVSH_POSITIONAL | PVSH_REQUIRED, "new state of the device"},
     {"config", PVSH_OPTION_BOOL, 0, "affect next boot"},
     {"persistent", PVSH_OPTION_BOOL, 0, "alias of --config"},
@@ -441,14 +441,14 @@ static const struct pvsh_option domif_setlink_options[] = {
 static const struct pvsh_option domif_getlink_options[] = {
     DOMAIN_OPTION,
     {"interface", PVSH_OPTION_STRING, PVSH_POSITIONAL | PVSH_REQUIRED,
-     "interface device (MAC Address)"},
+     "interface device (tap name or MAC address)"},
     {"config", PVSH_OPTION_BOOL, 0, "Get persistent interface state"},
     {NULL},
 };
 static const struct pvsh_option domifstat_options[] = {
     DOMAIN_OPTION,
     {"interface", PVSH_OPTION_STRING, PVSH_POSITIONAL | PVSH_REQUIRED,
-     "interface device specified by name or MAC Address"},
+     "interface device (tap name or MAC address)"},
     {NULL},
 };
 
