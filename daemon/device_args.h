@@ -24,7 +24,7 @@
  *     unsafe          false         true            on
  * The disk's nodes are "<alias>" DEVICE_ARGS_DISK_STORAGE_SUFFIX and "<alias>"
  * DEVICE_ARGS_DISK_FORMAT_SUFFIX on both paths, so a cold-plugged disk is hot-unplugged by
- * the same sequence and restart reconciliation (domains.c) recognises both. */
+ * the same sequence and restart reconciliation (domains.c) recognises both.
  *
  * Interfaces (libvirt's qemuBuildHostNetProps / qemuBuildNicDevProps), the tap opened by the
  * daemon (net_tap.h) and handed over as descriptors, never by name:

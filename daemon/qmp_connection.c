@@ -7,6 +7,7 @@
 #include "qmp_connection.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -41,6 +42,7 @@ struct qmp_command {
     int timeout_ms;
     qmp_connection_reply_fn callback;
     void *opaque;
+    int fd; /* sent along (SCM_RIGHTS) with the request, -1: none; owned */
 };
 
 struct qmp_connection {
@@ -79,6 +81,8 @@ static void command_free(struct qmp_command *command)
         return;
     free(command->command);
     free(command->request);
+    if (command->fd >= 0)
+        close(command->fd);
     free(command);
 }
 
@@ -153,6 +157,45 @@ static void connection_shutdown(struct qmp_connection *connection, int in_flight
     connection_unref(connection);
 }
 
+/* Writes the start of the request with the descriptor attached (SCM_RIGHTS, as QEMU's getfd
+ * and add-fd expect it: with the bytes of the command that uses it) straight to the socket,
+ * and leaves the rest of it, if any, to the buffered writer. The output buffer is empty here:
+ * the previous command was answered, so its bytes were all written. */
+static int send_with_fd(struct qmp_connection *connection, struct qmp_command *command)
+{
+    struct evbuffer *output = bufferevent_get_output(connection->transport);
+    if (evbuffer_get_length(output) != 0)
+        return -EAGAIN;
+    size_t length = strlen(command->request);
+    struct iovec data = {.iov_base = command->request, .iov_len = length};
+    union {
+        char buffer[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message = {
+        .msg_iov = &data,
+        .msg_iovlen = 1,
+        .msg_control = control.buffer,
+        .msg_controllen = sizeof(control.buffer),
+    };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &command->fd, sizeof(int));
+    ssize_t sent;
+    do {
+        sent = sendmsg(bufferevent_getfd(connection->transport), &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent <= 0)
+        return sent < 0 ? -errno : -EIO;
+    close(command->fd);
+    command->fd = -1;
+    memmove(command->request, command->request + sent, length - (size_t)sent + 1);
+    return 0;
+}
+
 static void send_next(struct qmp_connection *connection)
 {
     if (connection->state != QMP_CONNECTION_READY || connection->in_flight ||
@@ -164,7 +207,12 @@ static void send_next(struct qmp_connection *connection)
         connection->queue_tail = NULL;
     command->next = NULL;
     connection->in_flight = command;
-    if (bufferevent_write(connection->transport, command->request, strlen(command->request)) < 0) {
+    if (command->fd >= 0 && send_with_fd(connection, command) < 0) {
+        connection_shutdown(connection, -ECONNRESET, "sending a descriptor failed", true);
+        return;
+    }
+    if (command->request[0] &&
+        bufferevent_write(connection->transport, command->request, strlen(command->request)) < 0) {
         connection_shutdown(connection, -ECONNRESET, "write failed", true);
         return;
     }
@@ -418,11 +466,26 @@ int qmp_connection_execute(struct qmp_connection *connection, const char *comman
                            const char *arguments_json, int timeout_ms,
                            qmp_connection_reply_fn callback, void *opaque, struct pv_error *error)
 {
+    return qmp_connection_execute_fd(connection, command, arguments_json, -1, timeout_ms, callback,
+                                     opaque, error);
+}
+
+int qmp_connection_execute_fd(struct qmp_connection *connection, const char *command,
+                              const char *arguments_json, int fd, int timeout_ms,
+                              qmp_connection_reply_fn callback, void *opaque,
+                              struct pv_error *error)
+{
     if (connection->state == QMP_CONNECTION_CLOSED)
         return pv_error_set(error, -ENOTCONN, "the QMP connection is closed");
     struct qmp_command *entry = calloc(1, sizeof(*entry));
     if (!entry)
         return pv_error_set(error, -ENOMEM, "out of memory");
+    entry->fd = -1;
+    if (fd >= 0 && (entry->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        int rc = -errno;
+        free(entry);
+        return pv_error_set_errno(error, rc, "cannot duplicate the descriptor to send");
+    }
     entry->id = connection->next_id++;
     entry->timeout_ms = timeout_ms > 0 ? timeout_ms : QMP_CONNECTION_DEFAULT_TIMEOUT_MS;
     entry->callback = callback;

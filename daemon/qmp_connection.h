@@ -57,6 +57,12 @@ struct qmp_connection *qmp_connection_open(struct event_base *base, const char *
 int qmp_connection_execute(struct qmp_connection *connection, const char *command,
                            const char *arguments_json, int timeout_ms,
                            qmp_connection_reply_fn callback, void *opaque, struct pv_error *error);
+/* qmp_connection_execute sending a copy of `fd` along with the command (SCM_RIGHTS), as
+ * QMP getfd takes it; the caller keeps its own descriptor. */
+int qmp_connection_execute_fd(struct qmp_connection *connection, const char *command,
+                              const char *arguments_json, int fd, int timeout_ms,
+                              qmp_connection_reply_fn callback, void *opaque,
+                              struct pv_error *error);
 bool qmp_connection_is_ready(const struct qmp_connection *connection);
 /* Frees the connection; safe from inside any of its callbacks. Pending commands get
  * -ECONNRESET (synchronously, from here); `closed` is not called. NULL is a no-op. */

@@ -179,6 +179,8 @@ static const struct unsupported_attribute unsupported_attributes[] = {
     {"devices", "interface", "type",
      "network|user|direct|vhostuser|hostdev|mcast|server|client|udp|vdpa|null|vds|internal",
      "plugvirt supports type 'ethernet' and 'bridge'"},
+    {"interface", "driver", "name", "qemu|vhost|tap|kvm|vfio|xen|hostdev",
+     "plugvirt supports only <driver queues='N'/> (the VMM gets a tap, vhost is off)"},
     {"interface", "driver",
      "name|txmode|ioeventfd|event_idx|rx_queue_size|tx_queue_size|queue_size|page_per_vq|"
      "iommu|ats|packed|rss|rss_hash_report",

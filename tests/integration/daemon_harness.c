@@ -6,6 +6,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +151,130 @@ void daemon_sleep_ms(int milliseconds)
     nanosleep(&delay, NULL);
 }
 
+/* A new network namespace with its loopback up, kept alive by a descriptor: a child makes
+ * it, the parent opens /proc/<child>/ns/net and lets the child go. */
+static int make_netns(struct daemon_process *daemon)
+{
+    int ready[2], go[2];
+    if (pipe2(ready, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(go, O_CLOEXEC) < 0) {
+        int rc = -errno;
+        close(ready[0]);
+        close(ready[1]);
+        return rc;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int rc = -errno;
+        close(ready[0]);
+        close(ready[1]);
+        close(go[0]);
+        close(go[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        close(go[1]); /* or the read below never sees the parent's end close */
+        char status = unshare(CLONE_NEWNET) == 0 ? 0 : 1;
+        if (status == 0) {
+            int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            struct ifreq request = {0};
+            snprintf(request.ifr_name, sizeof(request.ifr_name), "lo");
+            if (sock < 0 || ioctl(sock, SIOCGIFFLAGS, &request) < 0)
+                status = 2;
+            request.ifr_flags |= IFF_UP;
+            if (status == 0 && ioctl(sock, SIOCSIFFLAGS, &request) < 0)
+                status = 2;
+        }
+        if (write(ready[1], &status, 1) != 1)
+            _exit(1);
+        char byte;
+        ssize_t ignored = read(go[0], &byte, 1); /* until the parent holds the namespace */
+        (void)ignored;
+        _exit(0);
+    }
+    close(ready[1]);
+    close(go[0]);
+    char status = 1;
+    int rc = read(ready[0], &status, 1) == 1 && status == 0 ? 0 : -EPERM;
+    if (rc == 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+        daemon->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (daemon->netns_fd < 0)
+            rc = -errno;
+        else
+            daemon->has_netns = true;
+    }
+    close(go[1]);
+    close(ready[0]);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
+void daemon_harness_require_netns(struct daemon_process *daemon)
+{
+    if (!daemon->has_netns)
+        cr_skip_test("no private network namespace (unshare(CLONE_NEWNET) needs root): "
+                     "NIC tests would touch the host's interfaces");
+}
+
+int daemon_netns_run(struct daemon_process *daemon, const char *command, char *output, size_t size)
+{
+    if (!daemon->has_netns)
+        return -ENOENT;
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int rc = -errno;
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        dup2(pipe_fds[1], STDOUT_FILENO);
+        dup2(pipe_fds[1], STDERR_FILENO);
+        if (setns(daemon->netns_fd, CLONE_NEWNET) < 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    close(pipe_fds[1]);
+    size_t length = 0;
+    char scratch[256];
+    for (;;) {
+        char *into = output && length + 1 < size ? output + length : scratch;
+        size_t room = output && length + 1 < size ? size - 1 - length : sizeof(scratch);
+        ssize_t got = read(pipe_fds[0], into, room);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if (into != scratch)
+            length += (size_t)got;
+    }
+    close(pipe_fds[0]);
+    if (output && size)
+        output[length] = '\0';
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return -errno;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int daemon_netns_interfaces(struct daemon_process *daemon, char *out, size_t size)
+{
+    /* ip run in the namespace: the test process's /sys would show the host's interfaces. */
+    int rc = daemon_netns_run(daemon,
+                              "ip -o link show | cut -d: -f2 | cut -d@ -f1 | "
+                              "tr -d ' ' | sort",
+                              out, size);
+    return rc < 0 ? rc : rc ? -EIO : 0;
+}
+
 int daemon_start(struct daemon_process *daemon)
 {
     if (daemon->directory[0] == '\0') {
@@ -161,6 +288,9 @@ int daemon_start(struct daemon_process *daemon)
         snprintf(daemon->read_only_socket_path, sizeof(daemon->read_only_socket_path),
                  "%s/plugvirtd-ro.sock", daemon->run_dir);
         snprintf(daemon->log_path, sizeof(daemon->log_path), "%s/plugvirtd.log", daemon->directory);
+        /* Without a namespace (not root) the tests that need one skip. */
+        if (make_netns(daemon) < 0)
+            daemon->has_netns = false;
     }
     char config_path[400];
     snprintf(config_path, sizeof(config_path), "%s/plugvirtd.conf", daemon->directory);
@@ -184,6 +314,8 @@ int daemon_start(struct daemon_process *daemon)
             dup2(log_fd, STDOUT_FILENO);
             dup2(log_fd, STDERR_FILENO);
         }
+        if (daemon->has_netns && setns(daemon->netns_fd, CLONE_NEWNET) < 0)
+            _exit(126);
         unsetenv("NOTIFY_SOCKET");
         unsetenv("LISTEN_FDS");
         unsetenv("LISTEN_PID");
@@ -326,6 +458,9 @@ void daemon_cleanup(struct daemon_process *daemon)
     if (getenv("PLUGVIRT_KEEP_TEST_DIR") == NULL)
         remove_tree(daemon->directory);
     daemon->directory[0] = '\0';
+    if (daemon->has_netns)
+        close(daemon->netns_fd);
+    daemon->has_netns = false;
 }
 
 int daemon_call(struct daemon_process *daemon, const char *method, const char *params_json,

@@ -27,6 +27,10 @@ struct daemon_process {
     const char *const *launcher;
     char notify_socket[340];   /* NOTIFY_SOCKET given to plugvirtd; "" = none */
     struct api_client *client; /* connected to the read-write socket */
+    /* The private network namespace plugvirtd (and so every VMM and tap) runs in, made by the
+     * first daemon_start and kept by this descriptor: taps never appear on the host. */
+    bool has_netns;
+    int netns_fd;
 };
 
 const char *daemon_harness_plugvirtd_path(void);
@@ -55,6 +59,14 @@ void daemon_harness_require_backend(enum daemon_backend backend, const char *why
 /* Creates the directory (first time) and starts plugvirtd --foreground; waits until it
  * answers daemon.ping. Returns 0 or -errno. */
 int daemon_start(struct daemon_process *daemon);
+/* Runs `command` (sh -c) inside the daemon's network namespace; its stdout (and stderr) go
+ * into `output` (may be NULL). Returns the exit status (0 = success) or -errno. */
+int daemon_netns_run(struct daemon_process *daemon, const char *command, char *output, size_t size);
+/* The names of the network interfaces in the daemon's namespace, sorted, one per line, into
+ * `out` (for leak checks: it is "lo\n" when no tap is left). 0 or -errno. */
+int daemon_netns_interfaces(struct daemon_process *daemon, char *out, size_t size);
+/* Skips the calling test when the harness could not make a network namespace (needs root). */
+void daemon_harness_require_netns(struct daemon_process *daemon);
 /* Sends `signal_number` and reaps the daemon (VMMs are not touched). */
 int daemon_kill(struct daemon_process *daemon, int signal_number, int *exit_status);
 /* Kills the daemon and every VMM whose pidfile is in the private run directory, removes

@@ -344,8 +344,9 @@ Test(domain_xml, precise_messages)
                    "unsupported: <model type='e1000'> (line 10) is not supported by plugvirt: "
                    "only model type='virtio' is");
     expect_message("interface-driver-txmode-unsupported.xml",
-                   "unsupported: attribute 'name' of <driver> (line 10) is not supported by "
-                   "plugvirt: plugvirt supports only <driver queues='N'/>");
+                   "unsupported: <driver name='vhost'> (line 10) is not supported by "
+                   "plugvirt: plugvirt supports only <driver queues='N'/> (the VMM gets a tap, "
+                   "vhost is off)");
     expect_message("interface-vlan-unsupported.xml",
                    "unsupported: <vlan> (line 11) is not supported by plugvirt");
     expect_message("interface-unmanaged-no-dev-invalid.xml",
