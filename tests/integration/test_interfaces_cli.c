@@ -1,6 +1,6 @@
 /* pvsh's network interface commands as a user runs them: the pvsh binary against a private
- * plugvirtd whose domains run the probe guest, NICs on taps in a network namespace of the
- * test's own (never the host's interfaces). attach-interface, domiflist, domif-setlink and
+ * plugvirtd whose domains run the probe guest, NICs on taps in the harness's private network
+ * namespace (never the host's interfaces). attach-interface, domiflist, domif-setlink and
  * domif-getlink (seen by the guest when its virtio-net driver reports link changes, and in
  * the live XML), domifstat counters that grow with real frames, detach-interface, and the
  * errors a user gets. */
@@ -26,22 +26,13 @@
 
 static struct daemon_process daemon_under_test;
 static struct daemon_process *const daemon_p = &daemon_under_test;
-static char netns_skip_reason[256];
-
 static void setup(void)
 {
     memset(&daemon_under_test, 0, sizeof(daemon_under_test));
-    /* Criterion runs each test in its own process: a namespace made here is the test's,
-     * and plugvirtd (with its VMMs and taps) inherits it unless the harness gives it one
-     * of its own; frames are sent from whichever namespace plugvirtd is in. */
-    netns_skip_reason[0] = '\0';
-    if (unshare(CLONE_NEWNET) < 0)
-        snprintf(netns_skip_reason, sizeof(netns_skip_reason),
-                 "no private network namespace (unshare(CLONE_NEWNET): %s; needs root): the "
-                 "NIC tests would touch the host's interfaces",
-                 strerror(errno));
     int rc = daemon_start(&daemon_under_test);
     cr_assert_eq(rc, 0, "plugvirtd did not start: %s", strerror(-rc));
+    /* plugvirtd, its VMMs and taps run in the harness's private network namespace. */
+    daemon_harness_require_netns(daemon_p);
 }
 
 static void teardown(void)
@@ -54,12 +45,6 @@ TestSuite(interfaces_cli, .init = setup, .fini = teardown, .timeout = 240);
 #define GUEST_TIMEOUT_MS 30000
 #define GUEST_MAC "52:54:00:aa:10:01"
 #define NIC_BDF "00:03.0"
-
-static void require_netns(void)
-{
-    if (netns_skip_reason[0])
-        cr_skip_test("%s", netns_skip_reason);
-}
 
 /* --- pvsh ---------------------------------------------------------------------------------- */
 
@@ -323,7 +308,6 @@ static const char list_header[] = " Interface   Type       Source   Model    MAC
 
 Test(interfaces_cli, cold_nic_list_link_and_errors)
 {
-    require_netns();
     define_and_boot("cold", "<interface type='ethernet'><mac address='" GUEST_MAC "'/>"
                             "</interface>");
     bool driver = wait_nic("cold");
@@ -429,7 +413,6 @@ Test(interfaces_cli, cold_nic_list_link_and_errors)
 
 Test(interfaces_cli, attach_list_stat_detach)
 {
-    require_netns();
     define_and_boot("hot", NULL);
     struct pvsh_run run;
     PVSH(&run, "attach-interface", "hot", "--type", "ethernet", "--model", "virtio", "--mac",
@@ -519,7 +502,6 @@ Test(interfaces_cli, attach_list_stat_detach)
 
 Test(interfaces_cli, detach_interface_needs_mac_with_two_of_a_type)
 {
-    require_netns();
     define_and_boot("two", "<interface type='ethernet'><mac address='52:54:00:aa:20:01'/>"
                            "</interface><interface type='ethernet'><mac "
                            "address='52:54:00:aa:20:02'/></interface>");
