@@ -177,12 +177,21 @@ bool device_args_netdev_id(char *out, size_t size, const char *alias)
     return alias && length >= 0 && (size_t)length < size;
 }
 
+int device_args_interface_check_model(const struct domain_interface *interface,
+                                      struct pv_error *error)
+{
+    if (interface->model && strcmp(interface->model, "virtio") != 0)
+        return pv_error_set(error, -EINVAL,
+                            "unsupported: interface %s: <model type='%s'> (only virtio)",
+                            interface->mac ? interface->mac : "?", interface->model);
+    return 0;
+}
+
 int device_args_interface_check(const struct domain_interface *interface, struct pv_error *error)
 {
     const char *mac = interface->mac ? interface->mac : "?";
-    if (interface->model && strcmp(interface->model, "virtio") != 0)
-        return pv_error_set(error, -EINVAL, "unsupported: interface %s: <model type='%s'>", mac,
-                            interface->model);
+    if (device_args_interface_check_model(interface, error) < 0)
+        return -EINVAL;
     if (!interface->mac)
         return pv_error_set(error, -EINVAL, "internal: interface has no MAC address");
     if (!interface->alias)

@@ -69,13 +69,16 @@ int device_args_disk_format(struct json_writer *writer, const struct domain_disk
 int device_args_disk_device(struct json_writer *writer, const struct domain_disk *disk,
                             const char *id, const char *format_node, int slot, int function);
 
- /* The interface's netdev id: "host" + alias ("hostnet0" for "net0"), as libvirt names it. */
+/* The interface's netdev id: "host" + alias ("hostnet0" for "net0"), as libvirt names it. */
 #define DEVICE_ARGS_NETDEV_PREFIX "host"
 bool device_args_netdev_id(char *out, size_t size, const char *alias);
 
 /* 0, or -EINVAL naming what the builders cannot express (a model other than virtio, no
  * MAC or alias, too many queues). */
 int device_args_interface_check(const struct domain_interface *interface, struct pv_error *error);
+/* Only the model: for requests, before alias and MAC are allocated. */
+int device_args_interface_check_model(const struct domain_interface *interface,
+                                      struct pv_error *error);
 /* The members of the interface's tap netdev `netdev_id`; `fd_names` are the names (or
  * numbers) of its `fd_count` descriptors, one per queue. */
 int device_args_interface_netdev(struct json_writer *writer,

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "domain_alloc.h"
+#include "device_args.h"
 #include "domains_internal.h"
 #include "hotplug.h"
 #include "pv_log.h"
@@ -93,6 +94,33 @@ static struct domain_definition *load_persistent(struct domains *domains, const 
     return persistent;
 }
 
+/* Whether the definition has the device: a disk by target, an interface by MAC. */
+static bool device_in(struct domain_definition *definition, const struct domain_device *device)
+{
+    if (device->kind == DOMAIN_DEVICE_INTERFACE)
+        return domain_find_interface(definition, device->interface.mac,
+                                     device->interface.mac ? NULL : device->interface.alias) !=
+               NULL;
+    return domain_find_disk(definition, device->disk.target_dev) != NULL;
+}
+
+/* Removes the device (a disk or an interface) from the live definition, if it is there. */
+static bool remove_live_device(struct runtime *runtime, const struct domain_device *device)
+{
+    if (device->kind != DOMAIN_DEVICE_INTERFACE)
+        return domains_remove_live_disk(runtime, device->disk.target_dev);
+    if (runtime == NULL || runtime->live == NULL || !device_in(runtime->live, device))
+        return false;
+    struct domain_device key = {.kind = DOMAIN_DEVICE_INTERFACE};
+    key.interface.mac = device->interface.mac;
+    struct pv_error error = {0};
+    if (domain_definition_remove_device(runtime->live, &key, &error) < 0) {
+        pv_log_error("domain %s: %s", runtime->name, error.message);
+        return false;
+    }
+    return true;
+}
+
 /* Adds the device to (add) or removes its target from the persistent definition, if that is
  * not already so, and saves it. Idempotent: recovery may repeat it. */
 static int persistent_update(struct domains *domains, const char *uuid,
@@ -102,13 +130,23 @@ static int persistent_update(struct domains *domains, const char *uuid,
     if (!persistent) /* unreadable: the error; transient: nothing to change */
         return error->code;
     int rc = 0;
-    bool present = domain_find_disk(persistent, device->disk.target_dev) != NULL;
+    bool present = device_in(persistent, device);
     if (add && !present) {
         struct domain_device copy = *device;
-        copy.disk.hotplug_state = DOMAIN_HOTPLUG_ATTACHED;
+        if (device->kind == DOMAIN_DEVICE_INTERFACE) {
+            copy.interface.hotplug_state = DOMAIN_HOTPLUG_ATTACHED;
+            if (domains_is_generated_tap_name(&device->interface))
+                copy.interface.target_dev = NULL; /* made again at each start */
+        } else {
+            copy.disk.hotplug_state = DOMAIN_HOTPLUG_ATTACHED;
+        }
         rc = domain_definition_add_device(persistent, &copy, error);
     } else if (!add && present) {
-        rc = domain_definition_remove_device(persistent, device, error);
+        /* An interface by its MAC: persistent definitions carry no aliases. */
+        struct domain_device key = {.kind = DOMAIN_DEVICE_INTERFACE};
+        if (device->kind == DOMAIN_DEVICE_INTERFACE && device->interface.mac)
+            key.interface.mac = device->interface.mac;
+        rc = domain_definition_remove_device(persistent, key.interface.mac ? &key : device, error);
     } else {
         domain_definition_free(persistent);
         return 0;
@@ -165,10 +203,15 @@ static int allocate_disk(struct domain_definition *live, struct domain_definitio
     disk->alias = alias;
     if (domain_alias_taken(live, alias))
         return pv_error_set(error, -EEXIST, "device alias '%s' is already in use", alias);
+    return domains_allocate_slot(live, persistent, &disk->address, error);
+}
+
+int domains_allocate_slot(struct domain_definition *live, struct domain_definition *persistent,
+                          struct domain_address *address, struct pv_error *error)
+{
     bool used[32] = {true};
     domain_collect_used_slots(live, used);
     domain_collect_used_slots(persistent, used);
-    struct domain_address *address = &disk->address;
     if (address->type == DOMAIN_ADDRESS_PCI) {
         if (address->bus != 0 || address->function != 0 || address->slot < DOMAIN_FIRST_PCI_SLOT ||
             address->slot > DOMAIN_LAST_PCI_SLOT || used[address->slot])
@@ -198,9 +241,16 @@ static int ops_attach_prepare(void *opaque, const char *uuid, struct domain_devi
         if (!persistent && error->code)
             return error->code;
     }
-    int rc = allocate_disk(runtime->live, persistent, &device->disk, error);
-    if (rc == 0)
-        rc = domains_check_disk_sharing(domains, uuid, &device->disk, error);
+    int rc;
+    if (device->kind == DOMAIN_DEVICE_INTERFACE) {
+        rc = domains_allocate_interface(runtime->live, persistent, &device->interface, error);
+        if (rc == 0)
+            rc = domains_check_mac_unique(domains, uuid, device->interface.mac, error);
+    } else {
+        rc = allocate_disk(runtime->live, persistent, &device->disk, error);
+        if (rc == 0)
+            rc = domains_check_disk_sharing(domains, uuid, &device->disk, error);
+    }
     if (persistent)
         domain_definition_free(persistent);
     return rc;
@@ -209,6 +259,13 @@ static int ops_attach_prepare(void *opaque, const char *uuid, struct domain_devi
 static void set_live_state(struct runtime *runtime, const struct domain_device *device,
                            enum domain_hotplug_state state)
 {
+    if (device->kind == DOMAIN_DEVICE_INTERFACE) {
+        struct domain_interface *interface =
+            domain_find_interface(runtime->live, device->interface.mac, NULL);
+        if (interface)
+            interface->hotplug_state = state;
+        return;
+    }
     struct domain_disk *disk = domain_find_disk(runtime->live, device->disk.target_dev);
     if (disk)
         disk->hotplug_state = state;
@@ -216,6 +273,13 @@ static void set_live_state(struct runtime *runtime, const struct domain_device *
 
 static void device_detail(const struct domain_device *device, char *out, size_t size)
 {
+    if (device->kind == DOMAIN_DEVICE_INTERFACE) {
+        const struct domain_interface *interface = &device->interface;
+        snprintf(out, size, "interface %s (%s) at %02x.%x", interface->mac ? interface->mac : "",
+                 interface->alias ? interface->alias : "", interface->address.slot,
+                 interface->address.function);
+        return;
+    }
     const struct domain_disk *disk = &device->disk;
     snprintf(out, size, "%s (%s) at %02x.%x", disk->target_dev, disk->alias ? disk->alias : "",
              disk->address.slot, disk->address.function);
@@ -226,7 +290,8 @@ static int ops_apply(void *opaque, const char *uuid, enum hotplug_change change,
 {
     struct domains *domains = opaque;
     struct runtime *runtime = domains_find_runtime(domains, uuid);
-    if (!runtime || !runtime->live || device->kind != DOMAIN_DEVICE_DISK)
+    if (!runtime || !runtime->live ||
+        (device->kind != DOMAIN_DEVICE_DISK && device->kind != DOMAIN_DEVICE_INTERFACE))
         return 0; /* the domain stopped: nothing of its live state is kept */
     bool config = (flags & DOMAINS_FLAG_CONFIG) != 0;
     const char *event = NULL;
@@ -234,7 +299,7 @@ static int ops_apply(void *opaque, const char *uuid, enum hotplug_change change,
     switch (change) {
     case HOTPLUG_ATTACH_BEGIN:
     case HOTPLUG_ATTACH_DONE:
-        if (!domain_find_disk(runtime->live, device->disk.target_dev))
+        if (!device_in(runtime->live, device))
             rc = domain_definition_add_device(runtime->live, device, error);
         set_live_state(runtime, device,
                        change == HOTPLUG_ATTACH_BEGIN ? DOMAIN_HOTPLUG_ATTACHING
@@ -244,7 +309,7 @@ static int ops_apply(void *opaque, const char *uuid, enum hotplug_change change,
         event = change == HOTPLUG_ATTACH_DONE ? "device-added" : NULL;
         break;
     case HOTPLUG_ATTACH_UNDONE:
-        domains_remove_live_disk(runtime, device->disk.target_dev);
+        remove_live_device(runtime, device);
         break;
     case HOTPLUG_DETACH_BEGIN:
     case HOTPLUG_DETACH_PENDING:
@@ -254,7 +319,7 @@ static int ops_apply(void *opaque, const char *uuid, enum hotplug_change change,
         event = change == HOTPLUG_DETACH_PENDING ? "device-detach-pending" : NULL;
         break;
     case HOTPLUG_DETACH_DONE:
-        domains_remove_live_disk(runtime, device->disk.target_dev);
+        remove_live_device(runtime, device);
         if (config)
             rc = persistent_update(domains, uuid, device, false, error);
         event = "device-removed";
@@ -277,6 +342,13 @@ static struct domain_device *ops_lookup(void *opaque, const char *uuid, const ch
 {
     struct domains *domains = opaque;
     struct runtime *runtime = domains_find_runtime(domains, uuid);
+    /* The store key: a disk's target dev, an interface's MAC. */
+    struct domain_interface *interface =
+        runtime && key && strchr(key, ':') ? domain_find_interface(runtime->live, key, NULL) : NULL;
+    if (interface) {
+        struct domain_device found = {.kind = DOMAIN_DEVICE_INTERFACE, .interface = *interface};
+        return domain_device_copy(&found);
+    }
     struct domain_disk *disk = runtime ? domain_find_disk(runtime->live, key) : NULL;
     if (!disk)
         return NULL;
@@ -322,6 +394,24 @@ static int resolve_flags(unsigned *flags, struct runtime *runtime, domains_done_
     return 0;
 }
 
+static void reply_interface(domains_done_fn done, void *opaque,
+                            const struct domain_interface *interface)
+{
+    char address[32];
+    snprintf(address, sizeof(address), "%04x:%02x:%02x.%x", interface->address.domain,
+             interface->address.bus, interface->address.slot, interface->address.function);
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    json_writer_member_string(&writer, "device", interface->alias ? interface->alias : "");
+    json_writer_member_string(&writer, "mac", interface->mac ? interface->mac : "");
+    json_writer_member_string(&writer, "target",
+                              interface->target_dev ? interface->target_dev : "");
+    json_writer_member_string(&writer, "address", address);
+    json_writer_end_object(&writer);
+    domains_reply_writer(done, opaque, &writer);
+}
+
 static void reply_device(domains_done_fn done, void *opaque, const struct domain_disk *disk)
 {
     char address[32];
@@ -354,6 +444,8 @@ static void on_attach_done(void *opaque, const struct hotplug_result *result)
     struct device_request *request = opaque;
     if (result->status < 0 || !result->device)
         reply_hotplug_failure(request, result);
+    else if (result->device->kind == DOMAIN_DEVICE_INTERFACE)
+        reply_interface(request->done, request->opaque, &result->device->interface);
     else
         reply_device(request->done, request->opaque, &result->device->disk);
     free(request);
@@ -412,13 +504,16 @@ static int device_operation_begin(struct device_operation *operation, struct dom
                             "%s", xml ? error.message : "missing parameter 'xml'");
         goto fail;
     }
-    if (operation->device->kind != DOMAIN_DEVICE_DISK || !operation->device->disk.target_dev) {
+    bool is_interface = operation->device->kind == DOMAIN_DEVICE_INTERFACE;
+    if (!is_interface &&
+        (operation->device->kind != DOMAIN_DEVICE_DISK || !operation->device->disk.target_dev)) {
         domains_reply_error(done, opaque, "unsupported",
-                            "unsupported: only <disk> devices (with <target dev=...>) can be "
-                            "attached or detached so far");
+                            "unsupported: only <disk> (with <target dev=...>) and <interface> "
+                            "devices can be attached or detached so far");
         goto fail;
     }
-    if (operation->device->disk.hotplug_state != DOMAIN_HOTPLUG_ATTACHED) {
+    if ((is_interface ? operation->device->interface.hotplug_state
+                      : operation->device->disk.hotplug_state) != DOMAIN_HOTPLUG_ATTACHED) {
         domains_reply_error(done, opaque, "invalid-argument",
                             "<plugvirt:hotplug> is status that plugvirtd reports in live XML, "
                             "not part of a device definition; remove it");
@@ -461,12 +556,127 @@ static struct device_request *device_request_new(struct domains *domains, unsign
     return request;
 }
 
+/* attach-interface: the checks that need no job, then a job (live) or the persistent
+ * definition (--config alone). */
+static void attach_interface(struct domains *domains, struct device_operation *operation,
+                             domains_done_fn done, void *opaque)
+{
+    struct pv_error error = {0};
+    struct domain_interface *interface = &operation->device->interface;
+    unsigned flags = operation->flags;
+    if (!interface->mac && domains_generate_mac(domains, &interface->mac, &error) < 0) {
+        domains_reply_error(done, opaque, "internal", "%s", error.message);
+        return;
+    }
+    if (domains_check_mac_unique(domains, operation->row.uuid, interface->mac, &error) < 0 ||
+        device_args_interface_check_model(interface, &error) < 0) {
+        domains_reply_error(done, opaque, "preflight-failed", "%s", error.message);
+        return;
+    }
+    struct runtime *runtime = operation->runtime;
+    if ((flags & DOMAINS_FLAG_LIVE) && hotplug_interface_check(interface, &error) < 0) {
+        domains_reply_error(done, opaque, "unsupported", "%s", error.message);
+        return;
+    }
+    if (flags & DOMAINS_FLAG_LIVE) {
+        if (domain_find_interface(runtime->live, interface->mac, NULL) ||
+            domain_find_interface(operation->persistent, interface->mac, NULL)) {
+            domains_reply_error(done, opaque, "preflight-failed",
+                                "MAC address %s is already used by this domain", interface->mac);
+            return;
+        }
+        struct device_request *request = device_request_new(domains, flags, done, opaque);
+        if (request == NULL)
+            return;
+        if (hotplug_attach(domains->hotplug, operation->row.uuid, runtime->qmp, operation->device,
+                           flags, on_attach_done, request, &error) < 0) {
+            domains_reply_error(done, opaque,
+                                error.code == -EBUSY        ? "busy"
+                                : error.code == -EOPNOTSUPP ? "unsupported"
+                                                            : "internal",
+                                "%s", error.message);
+            free(request);
+        }
+        return;
+    }
+    if (!operation->persistent) {
+        domains_reply_error(done, opaque, "invalid-argument",
+                            "cannot change the persistent definition of a transient domain");
+        return;
+    }
+    if (domains_allocate_interface(NULL, operation->persistent, interface, &error) < 0 ||
+        domain_definition_add_device(operation->persistent, operation->device, &error) < 0 ||
+        domains_save(domains, NULL, operation->persistent, &error) < 0) {
+        domains_reply_error(done, opaque, error.code == -ENOMEM ? "internal" : "preflight-failed",
+                            "%s", error.message);
+        return;
+    }
+    reply_interface(done, opaque, interface);
+}
+
+/* detach-interface: by MAC, or by alias when the XML gives no MAC. */
+static void detach_interface(struct domains *domains, struct device_operation *operation,
+                             int timeout_ms, domains_done_fn done, void *opaque)
+{
+    struct pv_error error = {0};
+    const struct domain_interface *wanted = &operation->device->interface;
+    if (!wanted->mac && !wanted->alias) {
+        domains_reply_error(done, opaque, "invalid-argument",
+                            "say which interface to detach: <mac address=...> or <alias name=...>");
+        return;
+    }
+    const char *what = wanted->mac ? wanted->mac : wanted->alias;
+    unsigned flags = operation->flags;
+    bool live = (flags & DOMAINS_FLAG_LIVE) != 0;
+    struct domain_interface *live_interface =
+        live ? domain_find_interface(operation->runtime->live, wanted->mac,
+                                     wanted->mac ? NULL : wanted->alias)
+             : NULL;
+    if (live && live_interface == NULL) {
+        domains_reply_error(done, opaque, "invalid-argument",
+                            "no interface with %s %s in the live definition",
+                            wanted->mac ? "MAC address" : "alias", what);
+        return;
+    }
+    if ((flags & DOMAINS_FLAG_CONFIG) && !device_in(operation->persistent, operation->device)) {
+        domains_reply_error(done, opaque, "invalid-argument",
+                            "no interface with %s %s in the persistent definition",
+                            wanted->mac ? "MAC address" : "alias", what);
+        return;
+    }
+    if (live) {
+        struct device_request *request = device_request_new(domains, flags, done, opaque);
+        if (request == NULL)
+            return;
+        struct domain_device resolved = {.kind = DOMAIN_DEVICE_INTERFACE,
+                                         .interface = *live_interface};
+        if (hotplug_detach(domains->hotplug, operation->row.uuid, operation->runtime->qmp,
+                           &resolved, flags, timeout_ms, on_detach_done, request, &error) < 0) {
+            domains_reply_error(done, opaque, error.code == -EBUSY ? "busy" : "internal", "%s",
+                                error.message);
+            free(request);
+        }
+        return;
+    }
+    if (persistent_update(domains, operation->row.uuid, operation->device, false, &error) < 0) {
+        domains_reply_error(done, opaque, "internal",
+                            "the persistent definition could not be updated: %s", error.message);
+        return;
+    }
+    reply_detached(done, opaque, NULL);
+}
+
 void domains_attach_device(struct domains *domains, const char *key, const char *xml,
                            unsigned flags, domains_done_fn done, void *opaque)
 {
     struct device_operation operation;
     if (device_operation_begin(&operation, domains, key, xml, flags, done, opaque) < 0)
         return;
+    if (operation.device->kind == DOMAIN_DEVICE_INTERFACE) {
+        attach_interface(domains, &operation, done, opaque);
+        device_operation_end(&operation);
+        return;
+    }
     struct pv_error error = {0};
     struct runtime *runtime = operation.runtime;
     flags = operation.flags;
@@ -531,6 +741,11 @@ void domains_detach_device(struct domains *domains, const char *key, const char 
     struct device_operation operation;
     if (device_operation_begin(&operation, domains, key, xml, flags, done, opaque) < 0)
         return;
+    if (operation.device->kind == DOMAIN_DEVICE_INTERFACE) {
+        detach_interface(domains, &operation, timeout_ms, done, opaque);
+        device_operation_end(&operation);
+        return;
+    }
     struct pv_error error = {0};
     struct runtime *runtime = operation.runtime;
     flags = operation.flags;

@@ -76,7 +76,26 @@ static int check_definition(const struct domain_definition *definition, struct p
                                     other->target_dev, disk->target_dev, disk->source);
         }
     }
+    for (size_t i = 0; i < definition->interface_count; i++)
+        if (definition->interfaces[i].hotplug_state != DOMAIN_HOTPLUG_ATTACHED)
+            return pv_error_set(error, -EINVAL,
+                                "interface %s: <plugvirt:hotplug> is status that plugvirtd "
+                                "reports in live XML, not part of a definition; remove it",
+                                definition->interfaces[i].mac);
     return 0;
+}
+
+/* libvirt's rule: a managed tap named "vnet..." is a generated name; it is not kept, the next
+ * start makes one again (a dumpxml of a running domain fed back to define stays startable). */
+static void drop_generated_tap_names(struct domain_definition *definition)
+{
+    for (size_t i = 0; i < definition->interface_count; i++) {
+        struct domain_interface *interface = &definition->interfaces[i];
+        if (domains_is_generated_tap_name(interface)) {
+            free(interface->target_dev);
+            interface->target_dev = NULL;
+        }
+    }
 }
 
 void domains_define(struct domains *domains, const char *xml, domains_done_fn done, void *opaque)
@@ -88,11 +107,13 @@ void domains_define(struct domains *domains, const char *xml, domains_done_fn do
         return;
     }
     if (check_definition(definition, &error) < 0 ||
-        domain_assign_addresses(definition, &error) < 0) {
+        domain_assign_addresses(definition, &error) < 0 ||
+        domains_check_definition_macs(domains, definition, &error) < 0) {
         domains_reply_error(done, opaque, "invalid-argument", "%s", error.message);
         domain_definition_free(definition);
         return;
     }
+    drop_generated_tap_names(definition);
     struct store_domain by_uuid, by_name;
     bool uuid_known = store_domain_get(domains->store, definition->uuid, &by_uuid, NULL) == 0 &&
                       strcasecmp(by_uuid.uuid, definition->uuid) == 0;

@@ -342,6 +342,24 @@ static int reconcile_query_pci(struct reconcile *reconcile, struct runtime *runt
         }
         free(target);
     }
+    /* Interfaces likewise (their netdev and tap went with the journal's recovery). */
+    for (size_t i = runtime->live->interface_count; i-- > 0;) {
+        struct domain_interface *interface = &runtime->live->interfaces[i];
+        if (!interface->alias || string_list_has(ids, count, interface->alias) || !interface->mac)
+            continue;
+        char detail[256];
+        snprintf(detail, sizeof(detail),
+                 "interface %s (%s): gone from the VMM while the daemon was down", interface->mac,
+                 interface->alias);
+        struct domain_device key = {.kind = DOMAIN_DEVICE_INTERFACE};
+        key.interface.mac = strdup(interface->mac);
+        if (key.interface.mac && domain_definition_remove_device(runtime->live, &key, NULL) == 0) {
+            changed = true;
+            store_device_delete(domains->store, runtime->uuid, key.interface.mac, NULL);
+            domains_emit_event(domains, runtime->uuid, runtime->name, "device-removed", detail);
+        }
+        free(key.interface.mac);
+    }
     struct store_device *devices = NULL;
     size_t device_count = 0;
     if (store_device_list(domains->store, runtime->uuid, &devices, &device_count, NULL) == 0) {

@@ -174,5 +174,27 @@ void domains_reconcile_free_all(struct domains *domains);
 extern const struct hotplug_ops domains_hotplug_ops;
 /* Removes a disk from the live definition (if there); true when it was. */
 bool domains_remove_live_disk(struct runtime *runtime, const char *target_dev);
+/* Gives `address` the first PCI slot free in both definitions (either may be NULL), or checks
+ * the user's. */
+int domains_allocate_slot(struct domain_definition *live, struct domain_definition *persistent,
+                          struct domain_address *address, struct pv_error *error);
+
+/* nic_devices.c */
+/* -EEXIST naming the other domain when one (defined or running) has this MAC. */
+int domains_check_mac_unique(struct domains *domains, const char *self_uuid, const char *mac,
+                             struct pv_error *error);
+/* A new MAC as libvirt makes one (52:54:00 and 3 random bytes), unused on the host. */
+int domains_generate_mac(struct domains *domains, char **mac, struct pv_error *error);
+/* Every interface's MAC unique in the definition and on the host (define). */
+int domains_check_definition_macs(struct domains *domains,
+                                  const struct domain_definition *definition,
+                                  struct pv_error *error);
+/* An interface joining `live` (hot plug) or only `persistent`: MAC not used there, alias
+ * net<N>, a tap name (live, managed, none given) and a PCI slot. */
+int domains_allocate_interface(struct domain_definition *live, struct domain_definition *persistent,
+                               struct domain_interface *interface, struct pv_error *error);
+/* A managed tap named "vnet..." (libvirt's generated names: not kept in persistent
+ * definitions, made again at each start). */
+bool domains_is_generated_tap_name(const struct domain_interface *interface);
 
 #endif

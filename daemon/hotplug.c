@@ -144,6 +144,7 @@ void hotplug_job_free(struct hotplug_job *job)
         event_free(job->wait_timer);
     if (job->queue_timer)
         event_free(job->queue_timer);
+    net_tap_close(&job->tap);
     domain_device_free(job->device);
     store_job_list_free(job->entries, job->entries_total);
     free(job->existing_devices);
@@ -441,6 +442,8 @@ static int queue_device_job(struct hotplug_manager *manager, enum hotplug_job_ty
     struct hotplug_names names = {.slot = -1};
     if (device->kind == DOMAIN_DEVICE_DISK && device->disk.target_dev)
         snprintf(names.target, sizeof(names.target), "%s", device->disk.target_dev);
+    if (device->kind == DOMAIN_DEVICE_INTERFACE && device->interface.mac)
+        snprintf(names.target, sizeof(names.target), "%s", device->interface.mac);
     struct hotplug_domain *domain = domain_get(manager, domain_uuid, error);
     if (!domain)
         return -ENOMEM;

@@ -14,6 +14,7 @@
 #include "domain.h"
 #include "hotplug.h"
 #include "json_util.h"
+#include "net_tap.h"
 #include "qmp_connection.h"
 #include "store.h"
 
@@ -30,8 +31,17 @@ struct hotplug_names {
     char objects[HOTPLUG_MAX_STEPS][96]; /* per step: the id of the object it creates */
 };
 
-/* How recovery finds out whether a step's object exists. */
-enum hotplug_object_kind { HOTPLUG_OBJECT_BLOCK_NODE, HOTPLUG_OBJECT_DEVICE };
+/* How recovery finds out whether a step's object exists. QEMU 7.2 lists neither netdevs nor
+ * getfd descriptors, so for those recovery sends the undo anyway and takes "not found" as
+ * already gone. */
+enum hotplug_object_kind {
+    HOTPLUG_OBJECT_BLOCK_NODE,
+    HOTPLUG_OBJECT_DEVICE,
+    HOTPLUG_OBJECT_NETDEV,
+    HOTPLUG_OBJECT_FD,
+};
+
+struct hotplug_job;
 
 struct hotplug_step {
     const char *command;
@@ -41,6 +51,10 @@ struct hotplug_step {
                  struct json_writer *arguments);
     const char *undo_command;
     const char *undo_id_member;
+    const char *object_prefix; /* object id = prefix + alias + suffix; NULL: none */
+    /* Local work before the command (NULL: none): opens what the command hands over and
+     * gives the descriptor to send with it (SCM_RIGHTS), or -1. */
+    int (*prepare)(struct hotplug_job *job, int *fd, struct pv_error *error);
 };
 
 struct hotplug_sequence {
@@ -95,6 +109,7 @@ struct hotplug_job {
     struct timespec step_started;
     char step_label[128];
     struct hotplug_result result;
+    struct net_tap tap; /* the daemon's copy of an interface's tap, until the VMM has it */
     char undone[512];
     char undo_errors[512];
     hotplug_done_fn done;
@@ -146,6 +161,8 @@ int hotplug_job_begin(struct hotplug_job *job, enum hotplug_change change,
 void hotplug_job_end(struct hotplug_job *job);
 void hotplug_job_end_deferred(struct hotplug_job *job, int status, const char *command);
 int hotplug_send_command(struct hotplug_job *job, const char *command, const char *arguments);
+int hotplug_send_command_fd(struct hotplug_job *job, const char *command, const char *arguments,
+                            int fd);
 void hotplug_fail_unsent(struct hotplug_job *job, const char *command, int rc);
 void hotplug_pending_park(struct hotplug_job *job);
 void hotplug_wait_for_release(struct hotplug_job *job);

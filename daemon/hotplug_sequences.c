@@ -55,16 +55,96 @@ static int disk_build_device(const struct domain_device *device, const struct ho
 
 static const struct hotplug_step disk_steps[] = {
     {"blockdev-add", DEVICE_ARGS_DISK_STORAGE_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage,
-     "blockdev-del", "node-name"},
+     "blockdev-del", "node-name", NULL, NULL},
     {"blockdev-add", DEVICE_ARGS_DISK_FORMAT_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format,
-     "blockdev-del", "node-name"},
-    {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id"},
+     "blockdev-del", "node-name", NULL, NULL},
+    {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id", NULL, NULL},
 };
 
-/* One entry per device kind; interfaces (netdev_add + virtio-net-pci), hostdevs (vfio-pci),
- * channels (chardev-add + virtserialport) are each one more entry. */
+/* Interfaces: the daemon opens the tap and hands its descriptor over with getfd, then
+ * netdev_add (which takes the descriptor out of the monitor's table: closefd afterwards finds
+ * nothing, and is then a no-op) and device_add virtio-net-pci. The store key ("target") is
+ * the MAC: it is unique and known before anything is allocated. */
+int hotplug_interface_check(const struct domain_interface *interface, struct pv_error *error)
+{
+    if (interface->queues > 1)
+        return pv_error_set(error, -EOPNOTSUPP,
+                            "unsupported: hot-plugging an interface with <driver queues='%u'> "
+                            "(one getfd per queue is not implemented); define it in the domain "
+                            "instead",
+                            interface->queues);
+    if (interface->link_down)
+        return pv_error_set(error, -EOPNOTSUPP,
+                            "unsupported: hot-plugging an interface with <link state='down'/>; "
+                            "attach it up, then set its link down (domif-setlink)");
+    return 0;
+}
+
+static int interface_describe(const struct domain_device *device, bool attach,
+                              struct hotplug_names *names, struct pv_error *error)
+{
+    const struct domain_interface *interface = &device->interface;
+    if (device->kind != DOMAIN_DEVICE_INTERFACE)
+        return -EOPNOTSUPP;
+    if (attach && hotplug_interface_check(interface, error) < 0)
+        return -EOPNOTSUPP;
+    if (!interface->alias || !interface->mac)
+        return pv_error_set(error, -EINVAL, "the interface has no alias or MAC address");
+    snprintf(names->alias, sizeof(names->alias), "%s", interface->alias);
+    snprintf(names->target, sizeof(names->target), "%s", interface->mac);
+    bool pci = interface->address.type == DOMAIN_ADDRESS_PCI;
+    names->slot = pci ? (int)interface->address.slot : -1;
+    names->function = pci ? (int)interface->address.function : 0;
+    return 0;
+}
+
+static int interface_open_tap(struct hotplug_job *job, int *fd, struct pv_error *error)
+{
+    int rc = net_tap_open(&job->device->interface, &job->tap, error);
+    if (rc < 0)
+        return rc;
+    *fd = job->tap.fds[0];
+    return 0;
+}
+
+static int interface_build_getfd(const struct domain_device *device,
+                                 const struct hotplug_names *names, struct json_writer *arguments)
+{
+    (void)device;
+    json_writer_member_string(arguments, "fdname", names->objects[0]);
+    return 0;
+}
+
+static int interface_build_netdev(const struct domain_device *device,
+                                  const struct hotplug_names *names, struct json_writer *arguments)
+{
+    const char *fd_names[] = {names->objects[0]};
+    return device_args_interface_netdev(arguments, &device->interface, names->objects[1], fd_names,
+                                        1);
+}
+
+static int interface_build_device(const struct domain_device *device,
+                                  const struct hotplug_names *names, struct json_writer *arguments)
+{
+    return device_args_interface_device(arguments, &device->interface, names->alias,
+                                        names->objects[1], names->slot, names->function);
+}
+
+static const struct hotplug_step interface_steps[] = {
+    {"getfd", "", HOTPLUG_OBJECT_FD, interface_build_getfd, "closefd", "fdname", "fd-",
+     interface_open_tap},
+    {"netdev_add", "", HOTPLUG_OBJECT_NETDEV, interface_build_netdev, "netdev_del", "id",
+     DEVICE_ARGS_NETDEV_PREFIX, NULL},
+    {"device_add", "", HOTPLUG_OBJECT_DEVICE, interface_build_device, "device_del", "id", NULL,
+     NULL},
+};
+
+/* One entry per device kind; hostdevs (vfio-pci) and channels (chardev-add + virtserialport)
+ * are each one more entry. */
 static const struct hotplug_sequence hotplug_sequences[] = {
     {"disk", "disk", disk_describe, disk_steps, sizeof(disk_steps) / sizeof(disk_steps[0])},
+    {"interface", "interface", interface_describe, interface_steps,
+     sizeof(interface_steps) / sizeof(interface_steps[0])},
 };
 #define HOTPLUG_SEQUENCE_COUNT (sizeof(hotplug_sequences) / sizeof(hotplug_sequences[0]))
 
@@ -72,8 +152,9 @@ void hotplug_names_fill_objects(const struct hotplug_sequence *sequence,
                                 struct hotplug_names *names)
 {
     for (int i = 0; i < sequence->step_count; i++)
-        snprintf(names->objects[i], sizeof(names->objects[i]), "%s%s", names->alias,
-                 sequence->steps[i].object_suffix);
+        snprintf(names->objects[i], sizeof(names->objects[i]), "%s%s%s",
+                 sequence->steps[i].object_prefix ? sequence->steps[i].object_prefix : "",
+                 names->alias, sequence->steps[i].object_suffix);
 }
 
 /* The sequence for the device's kind, before its names are known (attach: allocated when the

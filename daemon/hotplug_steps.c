@@ -50,12 +50,18 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
 
 int hotplug_send_command(struct hotplug_job *job, const char *command, const char *arguments)
 {
+    return hotplug_send_command_fd(job, command, arguments, -1);
+}
+
+int hotplug_send_command_fd(struct hotplug_job *job, const char *command, const char *arguments,
+                            int fd)
+{
     struct hotplug_domain *domain = job->domain;
     struct pv_error error = {0};
     clock_gettime(CLOCK_MONOTONIC, &job->step_started);
-    int rc = domain->qmp ? qmp_connection_execute(domain->qmp, command, arguments,
-                                                  domain->manager->config.qmp_timeout_ms,
-                                                  on_step_reply, job, &error)
+    int rc = domain->qmp ? qmp_connection_execute_fd(domain->qmp, command, arguments, fd,
+                                                     domain->manager->config.qmp_timeout_ms,
+                                                     on_step_reply, job, &error)
                          : pv_error_set(&error, -ENOTCONN, "no QMP connection");
     if (rc == 0)
         job->command_in_flight = true;
@@ -72,15 +78,19 @@ void hotplug_fail_unsent(struct hotplug_job *job, const char *command, int rc)
 
 /* Closes the arguments object the caller filled, sends the step at job->index and frees the
  * arguments; a command that cannot be sent ends the job. */
-static void send_step(struct hotplug_job *job, const char *command, struct json_writer *arguments)
+static void send_step(struct hotplug_job *job, const char *command, struct json_writer *arguments,
+                      int fd)
 {
     json_writer_end_object(arguments);
     snprintf(job->step_label, sizeof(job->step_label), "%s %s", command,
              job->names.objects[job->index]);
     int rc = json_writer_status(arguments) < 0
                  ? -ENOMEM
-                 : hotplug_send_command(job, command, json_writer_text(arguments));
+                 : hotplug_send_command_fd(job, command, json_writer_text(arguments), fd);
     json_writer_free(arguments);
+    /* The command holds its own copy of the descriptor: the daemon's goes now, so the tap
+     * lives exactly as long as the VMM keeps it. */
+    net_tap_close(&job->tap);
     if (rc < 0)
         hotplug_fail_unsent(job, command, rc);
 }
@@ -220,12 +230,24 @@ void hotplug_step_run(struct hotplug_job *job)
         }
         const struct hotplug_step *step = &sequence->steps[job->index];
         hotplug_journal_step(job, "do");
+        int fd = -1;
+        struct pv_error error = {0};
+        if (step->prepare && step->prepare(job, &fd, &error) < 0) {
+            job->failed = true;
+            hotplug_result_set(&job->result, error.code, "preflight-failed", NULL, step->command,
+                               "%s %s: %s", job->kind, job->names.target, error.message);
+            job->phase = PHASE_UNDO;
+            job->index--;
+            hotplug_step_run(job);
+            return;
+        }
         struct json_writer arguments;
         json_writer_init(&arguments, false);
         json_writer_begin_object(&arguments);
         if (step->build(job->device, &job->names, &arguments) < 0) {
             /* Nothing was sent for this step: undo the ones before it. */
             json_writer_free(&arguments);
+            net_tap_close(&job->tap);
             job->failed = true;
             hotplug_result_set(&job->result, -EINVAL, "internal", NULL, step->command,
                                "%s %s: cannot build the arguments of %s %s", job->kind,
@@ -235,7 +257,7 @@ void hotplug_step_run(struct hotplug_job *job)
             hotplug_step_run(job);
             return;
         }
-        send_step(job, step->command, &arguments);
+        send_step(job, step->command, &arguments, fd);
         return;
     }
     /* PHASE_UNDO */
@@ -251,7 +273,7 @@ void hotplug_step_run(struct hotplug_job *job)
     json_writer_init(&arguments, false);
     json_writer_begin_object(&arguments);
     json_writer_member_string(&arguments, step->undo_id_member, job->names.objects[job->index]);
-    send_step(job, step->undo_command, &arguments);
+    send_step(job, step->undo_command, &arguments, -1);
 }
 
 static void test_abort_after(struct hotplug_job *job, const struct hotplug_step *step,
@@ -260,6 +282,25 @@ static void test_abort_after(struct hotplug_job *job, const struct hotplug_step 
     char point[96];
     snprintf(point, sizeof(point), "%s%s", command, step->object_suffix);
     hotplug_test_abort_at(job, point);
+}
+
+/* The undo found nothing to remove: QEMU's "not found" answers (a device or netdev:
+ * DeviceNotFound; a getfd name: "File descriptor named '...' not found", GenericError). */
+static bool undo_target_gone(const struct hotplug_step *step,
+                             const struct qmp_connection_reply *reply)
+{
+    if (reply->status != -EREMOTEIO || !reply->error_class)
+        return false;
+    switch (step->object_kind) {
+    case HOTPLUG_OBJECT_DEVICE:
+    case HOTPLUG_OBJECT_NETDEV:
+        return !strcmp(reply->error_class, "DeviceNotFound");
+    case HOTPLUG_OBJECT_FD:
+        return reply->error_desc && strstr(reply->error_desc, "not found");
+    case HOTPLUG_OBJECT_BLOCK_NODE:
+        break;
+    }
+    return false;
 }
 
 static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply)
@@ -301,15 +342,21 @@ static void on_step_reply(void *opaque, const struct qmp_connection_reply *reply
     }
     /* PHASE_UNDO */
     bool device_step = step->object_kind == HOTPLUG_OBJECT_DEVICE;
-    bool gone = reply->status == -EREMOTEIO && device_step && reply->error_class &&
-                !strcmp(reply->error_class, "DeviceNotFound");
-    if (reply->status == 0 || gone) {
+    bool gone = undo_target_gone(step, reply);
+    if (reply->status == 0 || (gone && device_step)) {
         hotplug_append(job->undone, sizeof(job->undone), "%s%s %s", job->undone[0] ? ", " : "",
                        step->undo_command, job->names.objects[job->index]);
         if (device_step && !gone) {
             hotplug_wait_for_release(job);
             return;
         }
+        job->index--;
+        hotplug_step_run(job);
+        return;
+    }
+    if (gone) {
+        /* Nothing to undo: a getfd descriptor netdev_add consumed, or (recovery) an object
+         * that was never made. */
         job->index--;
         hotplug_step_run(job);
         return;

@@ -546,6 +546,125 @@ Test(drills, recovery_after_a_kill_at_every_detach_point_equals_an_uninterrupted
     }
 }
 
+/* --------------------------------------------------- issue 10: interfaces (taps) --- */
+
+/* Every point of an interface attach: the tap opened and handed over (getfd), the netdev,
+ * the device. */
+static const struct kill_point interface_attach_points[] = {
+    {"attach-begin", false},       {"journal:getfd", false}, {"getfd", false},
+    {"journal:netdev_add", false}, {"netdev_add", false},    {"journal:device_add", false},
+    {"device_add", true},          {"attach-done", true},
+};
+
+/* closefd after netdev_add finds nothing (netdev_add took the descriptor): no point there. */
+static const char *const interface_detach_points[] = {
+    "detach-begin", "journal:device_del", "device_del",  "journal:netdev_del",
+    "netdev_del",   "journal:closefd",    "detach-done",
+};
+
+/* Whether the daemon's network namespace has a network interface of that name. */
+static bool tap_present(const char *name)
+{
+    char names[4096], wrapped[4200], needle[64];
+    cr_assert_eq(daemon_netns_interfaces(daemon_p, names, sizeof(names)), 0);
+    snprintf(wrapped, sizeof(wrapped), "\n%s", names);
+    snprintf(needle, sizeof(needle), "\n%s\n", name);
+    return strstr(wrapped, needle) != NULL;
+}
+
+static void expect_interface(const char *point, const char *mac, bool attached)
+{
+    char needle[64];
+    snprintf(needle, sizeof(needle), "<mac address='%s'/>", mac);
+    cr_assert_eq(daemon_domain_xml_contains(daemon_p, "nics", false, needle), attached,
+                 "after a kill at %s the live definition %s %s", point, attached ? "lacks" : "has",
+                 mac);
+    cr_assert_eq(daemon_domain_xml_contains(daemon_p, "nics", true, needle), attached,
+                 "after a kill at %s the persistent definition %s %s", point,
+                 attached ? "lacks" : "has", mac);
+    cr_assert_eq(tap_present("vnet0"), attached, "after a kill at %s the tap %s", point,
+                 attached ? "is gone" : "was left behind");
+    struct api_reply reply;
+    yajl_val pci = monitor("nics", "{\"execute\": \"query-pci\"}", &reply);
+    cr_assert(YAJL_IS_ARRAY(pci) && pci->u.array.len > 0, "query-pci failed");
+    char found[64][64];
+    size_t count = 0;
+    collect_pci(json_get_array(pci->u.array.values[0], "devices"), found, &count);
+    bool present = false;
+    for (size_t i = 0; i < count; i++)
+        present |= strncmp(found[i], "net0@", 5) == 0;
+    api_reply_free(&reply);
+    cr_assert_eq(present, attached, "after a kill at %s QEMU %s net0", point,
+                 attached ? "lacks" : "still has");
+}
+
+Test(drills, interface_attach_killed_at_every_point_leaves_no_tap_and_agrees)
+{
+    if (!fault_injection_built())
+        cr_skip("plugvirtd was built without --enable-fault-injection (scripts/run-tests "
+                "builds with it): the kill points do not exist");
+    daemon_harness_require_netns(daemon_p);
+    char uuid[37];
+    make_domain("nics", NULL, true, uuid);
+    const char *nic = "<interface type='ethernet'><mac address='52:54:00:0d:00:01'/></interface>";
+    for (size_t i = 0; i < sizeof(interface_attach_points) / sizeof(interface_attach_points[0]);
+         i++) {
+        const struct kill_point *point = &interface_attach_points[i];
+        restart_daemon(point->point, SIGTERM);
+        char *params = daemon_xml_params("nics", nic, "\"flags\": [\"live\", \"config\"]");
+        struct api_reply reply;
+        int rc = call_quiet("domain.attach_device", params, &reply, 30000);
+        cr_assert_lt(rc, 0, "%s: the daemon answered instead of dying there: %s", point->point,
+                     reply.error_message ? reply.error_message : "success");
+        api_reply_free(&reply);
+        int status = 0;
+        cr_assert_eq(daemon_kill(daemon_p, SIGKILL, &status), 0);
+        cr_assert_eq(status, -SIGKILL, "%s: the daemon did not die by its own SIGKILL",
+                     point->point);
+        restart_daemon(NULL, 0);
+        expect_interface(point->point, "52:54:00:0d:00:01", point->attached);
+        /* And the domain is usable: detach what is there, attach what is not. */
+        daemon_call_ok(daemon_p, point->attached ? "domain.detach_device" : "domain.attach_device",
+                       params, &reply);
+        api_reply_free(&reply);
+        expect_interface("the request after it", "52:54:00:0d:00:01", !point->attached);
+        if (!point->attached) {
+            daemon_call_ok(daemon_p, "domain.detach_device", params, &reply);
+            api_reply_free(&reply);
+        }
+        free(params);
+    }
+}
+
+Test(drills, interface_detach_killed_at_every_point_leaves_no_tap_and_agrees)
+{
+    if (!fault_injection_built())
+        cr_skip("plugvirtd was built without --enable-fault-injection (scripts/run-tests "
+                "builds with it): the kill points do not exist");
+    daemon_harness_require_netns(daemon_p);
+    char uuid[37];
+    make_domain("nics", NULL, true, uuid);
+    const char *nic = "<interface type='ethernet'><mac address='52:54:00:0d:00:02'/></interface>";
+    for (size_t i = 0; i < sizeof(interface_detach_points) / sizeof(interface_detach_points[0]);
+         i++) {
+        const char *point = interface_detach_points[i];
+        char *params = daemon_xml_params("nics", nic, "\"flags\": [\"live\", \"config\"]");
+        struct api_reply reply;
+        daemon_call_ok(daemon_p, "domain.attach_device", params, &reply);
+        api_reply_free(&reply);
+        expect_interface("the attach before", "52:54:00:0d:00:02", true);
+        restart_daemon(point, SIGTERM);
+        int rc = call_quiet("domain.detach_device", params, &reply, 30000);
+        api_reply_free(&reply);
+        cr_assert_lt(rc, 0, "%s: the daemon answered instead of dying there", point);
+        cr_assert_eq(daemon_kill(daemon_p, SIGKILL, NULL), 0);
+        restart_daemon(NULL, 0);
+        /* The probe guest lets every device go: a recovered detach ends detached. */
+        expect_interface(point, "52:54:00:0d:00:02", false);
+        free(params);
+    }
+}
+
 /* ---------------------------------------------------------- defect 2: concurrency --- */
 
 #define PARALLEL_DISKS 20

@@ -443,3 +443,68 @@ Test(device_args, node_names_are_the_hotplug_sequence_s)
     snprintf(expected, sizeof(expected), "blockdev-add %s" DEVICE_ARGS_DISK_FORMAT_SUFFIX, alias);
     cr_assert_str_eq(fake_qmp_peer_summary(peer, first + 1), expected);
 }
+
+/* --- interfaces ---------------------------------------------------------------------------- */
+
+static char *interface_netdev(const struct domain_interface *interface, const char *const *fds,
+                              unsigned count)
+{
+    struct json_writer writer;
+    json_writer_init(&writer, false);
+    json_writer_begin_object(&writer);
+    int rc = device_args_interface_netdev(&writer, interface, "hostnet0", fds, count);
+    json_writer_end_object(&writer);
+    if (rc < 0) {
+        json_writer_free(&writer);
+        return NULL;
+    }
+    return json_writer_steal(&writer);
+}
+
+Test(device_args, interface_netdev_and_device_cold_and_hot)
+{
+    struct domain_interface interface = {
+        .mac = "52:54:00:12:34:56", .model = "virtio", .alias = "net0", .target_managed = true};
+    interface.address.type = DOMAIN_ADDRESS_PCI;
+    interface.address.slot = 5;
+    /* Hot: the descriptor's getfd name; cold: its number in the VMM (vmm_argv.h). */
+    const char *hot_fd[] = {"fd-net0"};
+    char *hot = interface_netdev(&interface, hot_fd, 1);
+    cr_assert_str_eq(
+        hot, "{\"type\": \"tap\", \"id\": \"hostnet0\", \"fd\": \"fd-net0\", \"vhost\": false}");
+    char *cold = vmm_argv_interface_netdev_json(&interface, VMM_ARGV_FIRST_NIC_FD);
+    cr_assert_str_eq(cold,
+                     "{\"type\": \"tap\", \"id\": \"hostnet0\", \"fd\": \"4\", \"vhost\": false}");
+    free(hot);
+    free(cold);
+    char *device = vmm_argv_interface_device_json(&interface);
+    cr_assert_str_eq(device,
+                     "{\"driver\": \"virtio-net-pci\", \"netdev\": \"hostnet0\", \"id\": \"net0\", "
+                     "\"mac\": \"52:54:00:12:34:56\", \"bus\": \"pci.0\", \"addr\": \"0x5\"}");
+    free(device);
+
+    /* queues=N: one descriptor per queue ("fds"), and libvirt's mq=on, vectors=2N+2. */
+    interface.queues = 3;
+    cold = vmm_argv_interface_netdev_json(&interface, 7);
+    cr_assert_str_eq(
+        cold, "{\"type\": \"tap\", \"id\": \"hostnet0\", \"fds\": \"7:8:9\", \"vhost\": false}");
+    free(cold);
+    device = vmm_argv_interface_device_json(&interface);
+    cr_assert(strstr(device, "\"mq\": true, \"vectors\": 8}"), "%s", device);
+    free(device);
+}
+
+Test(device_args, interface_values_it_cannot_express_are_refused)
+{
+    struct domain_interface interface = {
+        .mac = "52:54:00:12:34:56", .model = "e1000", .alias = "net0"};
+    struct pv_error error = {0};
+    cr_assert_eq(device_args_interface_check(&interface, &error), -EINVAL);
+    cr_assert(strstr(error.message, "unsupported") && strstr(error.message, "e1000"), "%s",
+              error.message);
+    cr_assert_null(vmm_argv_interface_device_json(&interface));
+    interface.model = "virtio";
+    interface.alias = NULL;
+    cr_assert_eq(device_args_interface_check(&interface, &error), -EINVAL);
+    cr_assert(strstr(error.message, "alias"), "%s", error.message);
+}

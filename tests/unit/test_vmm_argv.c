@@ -226,6 +226,45 @@ Test(vmm_argv, unsupported_definitions_are_refused)
     cr_assert(strstr(error.message, "alias") != NULL, "%s", error.message);
 }
 
+/* Interfaces: -netdev/-device per NIC, descriptors numbered from VMM_ARGV_FIRST_NIC_FD in
+ * the order of the interfaces, one per queue. */
+Test(vmm_argv, interfaces_get_netdev_and_device_with_inherited_descriptors)
+{
+    struct domain_definition definition;
+    init_definition(&definition);
+    struct domain_interface interfaces[2] = {
+        {.mac = "52:54:00:00:00:01", .model = "virtio", .alias = "net0", .queues = 2},
+        {.mac = "52:54:00:00:00:02", .model = "virtio", .alias = "net1"},
+    };
+    interfaces[0].address = (struct domain_address){.type = DOMAIN_ADDRESS_PCI, .slot = 3};
+    interfaces[1].address = (struct domain_address){.type = DOMAIN_ADDRESS_PCI, .slot = 4};
+    definition.interfaces = interfaces;
+    definition.interface_count = 2;
+    cr_assert_eq(vmm_argv_nic_fd_count(&definition), 3);
+    struct pv_error error = {0};
+    char **argv = vmm_argv_build(&definition, &paths, &error);
+    cr_assert_not_null(argv, "%s", error.message);
+    cr_assert_geq(find_pair(argv, "-netdev",
+                            "{\"type\": \"tap\", \"id\": \"hostnet0\", \"fds\": \"4:5\", "
+                            "\"vhost\": false}"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-netdev",
+                            "{\"type\": \"tap\", \"id\": \"hostnet1\", \"fd\": \"6\", "
+                            "\"vhost\": false}"),
+                  0);
+    cr_assert_geq(find_pair(argv, "-device",
+                            "{\"driver\": \"virtio-net-pci\", \"netdev\": \"hostnet1\", "
+                            "\"id\": \"net1\", \"mac\": \"52:54:00:00:00:02\", \"bus\": "
+                            "\"pci.0\", \"addr\": \"0x4\"}"),
+                  0);
+    vmm_argv_free(argv);
+
+    interfaces[1].model = "rtl8139";
+    cr_assert_null(vmm_argv_build(&definition, &paths, &error));
+    cr_assert(strstr(error.message, "unsupported") && strstr(error.message, "rtl8139"), "%s",
+              error.message);
+}
+
 /* Every serial type gives the VMM the same end: the daemon's socket (daemon/console.c
  * connects the user's backend), so no user path reaches the VMM's command line. */
 Test(vmm_argv, every_serial_type_is_the_daemon_socket)
