@@ -27,7 +27,7 @@
  * the same sequence and restart reconciliation (domains.c) recognises both.
  *
  * Interfaces (libvirt's qemuBuildHostNetProps / qemuBuildNicDevProps), the tap opened by the
- * daemon (net_tap.h) and handed over as descriptors, never by name:
+ * daemon (tap_device.h) and handed over as descriptors, never by name:
  *   netdev  {"type": "tap", "id": "host<alias>", "fd": NAME | "fds": "NAME:NAME..." (queues
  *            > 1), "vhost": false}; NAME is the descriptor number inherited on the command
  *            line, or the name a QMP getfd gave it when hot-plugged

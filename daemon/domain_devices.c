@@ -306,6 +306,10 @@ static int ops_apply(void *opaque, const char *uuid, enum hotplug_change change,
                                                       : DOMAIN_HOTPLUG_ATTACHED);
         if (rc == 0 && change == HOTPLUG_ATTACH_DONE && config)
             rc = persistent_update(domains, uuid, device, true, error);
+        /* As libvirt does after device_add: the guest may see the link up for a moment. */
+        if (change == HOTPLUG_ATTACH_DONE && device->kind == DOMAIN_DEVICE_INTERFACE &&
+            device->interface.link_down && device->interface.alias)
+            runtime_set_link_down(runtime, device->interface.alias);
         event = change == HOTPLUG_ATTACH_DONE ? "device-added" : NULL;
         break;
     case HOTPLUG_ATTACH_UNDONE:

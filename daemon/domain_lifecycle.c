@@ -20,7 +20,7 @@
 #include "pv_log.h"
 #include "qmp_connection.h"
 #include "store.h"
-#include "net_tap.h"
+#include "tap_device.h"
 #include "vmm_argv.h"
 
 #define DESTROY_KILL_DELAY_MS 3000
@@ -339,7 +339,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
         .serial_log = serial_log,
         .pidfile = runtime->pidfile_path,
     };
-    if (net_tap_open_definition(definition, &nic_fds, &nic_fd_count, &error) < 0) {
+    if (tap_device_open_definition(definition, &nic_fds, &nic_fd_count, &error) < 0) {
         domains_reply_error(done, opaque, "preflight-failed", "%s", error.message);
         goto out;
     }
@@ -392,7 +392,7 @@ void domains_start(struct domains *domains, const char *key, domains_done_fn don
 out:
     /* The VMM holds the taps now (or the start failed): the daemon's copies go, so a tap
      * vanishes with the VMM. */
-    net_tap_close_fds(nic_fds, nic_fd_count);
+    tap_device_close_fds(nic_fds, nic_fd_count);
     vmm_argv_free(argv);
     if (runtime)
         runtime_free(runtime);

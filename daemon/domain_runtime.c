@@ -374,22 +374,26 @@ static void on_set_link(struct domains *domains, const char *uuid,
                      reply->error_desc ? reply->error_desc : strerror(-reply->status));
 }
 
+void runtime_set_link_down(struct runtime *runtime, const char *alias)
+{
+    struct json_writer arguments;
+    json_writer_init(&arguments, false);
+    json_writer_begin_object(&arguments);
+    json_writer_member_string(&arguments, "name", alias);
+    json_writer_member_bool(&arguments, "up", false);
+    json_writer_end_object(&arguments);
+    runtime_execute(runtime, "set_link", json_writer_text(&arguments), 0, on_set_link, NULL);
+    json_writer_free(&arguments);
+}
+
 /* <link state='down'/>: virtio-net-pci has no such property; like libvirt, the link is set
  * down over QMP before the guest runs (QMP answers in order, so before "cont"). */
 static void set_links_down(struct runtime *runtime)
 {
     for (size_t i = 0; runtime->live && i < runtime->live->interface_count; i++) {
         const struct domain_interface *interface = &runtime->live->interfaces[i];
-        if (!interface->link_down || !interface->alias)
-            continue;
-        struct json_writer arguments;
-        json_writer_init(&arguments, false);
-        json_writer_begin_object(&arguments);
-        json_writer_member_string(&arguments, "name", interface->alias);
-        json_writer_member_bool(&arguments, "up", false);
-        json_writer_end_object(&arguments);
-        runtime_execute(runtime, "set_link", json_writer_text(&arguments), 0, on_set_link, NULL);
-        json_writer_free(&arguments);
+        if (interface->link_down && interface->alias)
+            runtime_set_link_down(runtime, interface->alias);
     }
 }
 

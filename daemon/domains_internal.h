@@ -161,6 +161,8 @@ void runtime_free_waiter_list(struct waiter **list, const char *code, const char
 void runtime_set_state(struct runtime *runtime, enum store_domain_state state, const char *detail);
 /* Runs a QMP command on the runtime; the callback gets the reply (or a synthesized
  * -ECONNRESET reply when the command could not be queued). timeout_ms <= 0: the default. */
+/* QMP set_link {name: alias, up: false} (<link state='down'/>); a failure is logged. */
+void runtime_set_link_down(struct runtime *runtime, const char *alias);
 void runtime_execute(struct runtime *runtime, const char *command, const char *arguments,
                      int timeout_ms, runtime_reply_fn callback, void *context);
 

@@ -144,7 +144,7 @@ void hotplug_job_free(struct hotplug_job *job)
         event_free(job->wait_timer);
     if (job->queue_timer)
         event_free(job->queue_timer);
-    net_tap_close(&job->tap);
+    tap_device_close(&job->tap);
     domain_device_free(job->device);
     store_job_list_free(job->entries, job->entries_total);
     free(job->existing_devices);

@@ -115,8 +115,8 @@ void hotplug_set_qmp(struct hotplug_manager *manager, const char *domain_uuid,
 /* The domain stopped: drop its queue (jobs end with -ECONNRESET) and its detaching devices. */
 void hotplug_domain_stopped(struct hotplug_manager *manager, const char *domain_uuid);
 
-/* -EOPNOTSUPP ("unsupported: ...") for an interface the interface sequence cannot hot-plug:
- * more than one queue (one getfd per queue is not implemented), <link state='down'/>. */
+/* An error for an interface the interface sequence cannot hot-plug (more queues than
+ * DOMAIN_INTERFACE_MAX_QUEUES). */
 int hotplug_interface_check(const struct domain_interface *interface, struct pv_error *error);
 
 #endif

@@ -14,11 +14,11 @@
 #include "domain.h"
 #include "hotplug.h"
 #include "json_util.h"
-#include "net_tap.h"
+#include "tap_device.h"
 #include "qmp_connection.h"
 #include "store.h"
 
-#define HOTPLUG_MAX_STEPS 8
+#define HOTPLUG_MAX_STEPS 12
 #define HOTPLUG_DEFAULT_TIMEOUT_MS 5000
 #define HOTPLUG_DEFAULT_JOB_WAIT_MS 30000
 #define HOTPLUG_MAX_QUERY_SIZE (16 * 1024 * 1024)
@@ -55,6 +55,9 @@ struct hotplug_step {
     /* Local work before the command (NULL: none): opens what the command hands over and
      * gives the descriptor to send with it (SCM_RIGHTS), or -1. */
     int (*prepare)(struct hotplug_job *job, int *fd, struct pv_error *error);
+    /* Whether the step is part of this device's sequence (NULL: always): a NIC has one getfd
+     * per queue. Steps that do not apply are neither sent nor undone. */
+    bool (*applies)(const struct domain_device *device, int index);
 };
 
 struct hotplug_sequence {
@@ -109,7 +112,7 @@ struct hotplug_job {
     struct timespec step_started;
     char step_label[128];
     struct hotplug_result result;
-    struct net_tap tap; /* the daemon's copy of an interface's tap, until the VMM has it */
+    struct tap_device tap; /* the daemon's copy of an interface's tap, until the VMM has it */
     char undone[512];
     char undo_errors[512];
     hotplug_done_fn done;

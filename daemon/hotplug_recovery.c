@@ -17,10 +17,10 @@ static void delete_leftover_tap(struct hotplug_job *job)
 {
     const struct domain_interface *interface =
         job->device && job->device->kind == DOMAIN_DEVICE_INTERFACE ? &job->device->interface : NULL;
-    if (!interface || !interface->target_managed || !net_tap_exists(interface->target_dev))
+    if (!interface || !interface->target_managed || !tap_device_exists(interface->target_dev))
         return;
     struct pv_error error = {0};
-    if (net_tap_delete(interface->target_dev, &error) < 0) {
+    if (tap_device_delete(interface->target_dev, &error) < 0) {
         job->undo_failed = true;
         hotplug_append(job->undo_errors, sizeof(job->undo_errors), "%s%s",
                        job->undo_errors[0] ? ", " : "", error.message);

@@ -55,10 +55,11 @@ static int disk_build_device(const struct domain_device *device, const struct ho
 
 static const struct hotplug_step disk_steps[] = {
     {"blockdev-add", DEVICE_ARGS_DISK_STORAGE_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_storage,
-     "blockdev-del", "node-name", NULL, NULL},
+     "blockdev-del", "node-name", NULL, NULL, NULL},
     {"blockdev-add", DEVICE_ARGS_DISK_FORMAT_SUFFIX, HOTPLUG_OBJECT_BLOCK_NODE, disk_build_format,
-     "blockdev-del", "node-name", NULL, NULL},
-    {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id", NULL, NULL},
+     "blockdev-del", "node-name", NULL, NULL, NULL},
+    {"device_add", "", HOTPLUG_OBJECT_DEVICE, disk_build_device, "device_del", "id", NULL, NULL,
+     NULL},
 };
 
 /* Interfaces: the daemon opens the tap and hands its descriptor over with getfd, then
@@ -67,16 +68,9 @@ static const struct hotplug_step disk_steps[] = {
  * the MAC: it is unique and known before anything is allocated. */
 int hotplug_interface_check(const struct domain_interface *interface, struct pv_error *error)
 {
-    if (interface->queues > 1)
-        return pv_error_set(error, -EOPNOTSUPP,
-                            "unsupported: hot-plugging an interface with <driver queues='%u'> "
-                            "(one getfd per queue is not implemented); define it in the domain "
-                            "instead",
-                            interface->queues);
-    if (interface->link_down)
-        return pv_error_set(error, -EOPNOTSUPP,
-                            "unsupported: hot-plugging an interface with <link state='down'/>; "
-                            "attach it up, then set its link down (domif-setlink)");
+    if (interface->queues > DOMAIN_INTERFACE_MAX_QUEUES)
+        return pv_error_set(error, -EINVAL, "<driver queues='%u'>: at most %d", interface->queues,
+                            DOMAIN_INTERFACE_MAX_QUEUES);
     return 0;
 }
 
@@ -98,45 +92,93 @@ static int interface_describe(const struct domain_device *device, bool attach,
     return 0;
 }
 
+/* One getfd per queue: steps 0 .. DOMAIN_INTERFACE_MAX_QUEUES - 1. */
+#define INTERFACE_NETDEV_STEP DOMAIN_INTERFACE_MAX_QUEUES
+
+static unsigned interface_queues(const struct domain_device *device)
+{
+    return device->interface.queues ? device->interface.queues : 1;
+}
+
+static bool interface_has_queue(const struct domain_device *device, int index)
+{
+    return (unsigned)index < interface_queues(device);
+}
+
+/* The first getfd opens the tap (every queue); each getfd hands over its queue's descriptor. */
 static int interface_open_tap(struct hotplug_job *job, int *fd, struct pv_error *error)
 {
-    int rc = net_tap_open(&job->device->interface, &job->tap, error);
-    if (rc < 0)
-        return rc;
-    *fd = job->tap.fds[0];
+    if (job->index == 0) {
+        int rc = tap_device_open(&job->device->interface, &job->tap, error);
+        if (rc < 0)
+            return rc;
+    }
+    if (job->index >= (int)job->tap.fd_count)
+        return pv_error_set(error, -EBADF, "the tap of queue %d is not open", job->index);
+    *fd = job->tap.fds[job->index];
     return 0;
 }
 
-static int interface_build_getfd(const struct domain_device *device,
-                                 const struct hotplug_names *names, struct json_writer *arguments)
-{
-    (void)device;
-    json_writer_member_string(arguments, "fdname", names->objects[0]);
-    return 0;
-}
+/* getfd's argument is its own step's name: one builder per queue (builders get no index). */
+#define INTERFACE_BUILD_GETFD(n)                                                                   \
+    static int interface_build_getfd_##n(const struct domain_device *device,                       \
+                                         const struct hotplug_names *names,                        \
+                                         struct json_writer *arguments)                            \
+    {                                                                                              \
+        (void)device;                                                                              \
+        json_writer_member_string(arguments, "fdname", names->objects[n]);                         \
+        return 0;                                                                                  \
+    }
+INTERFACE_BUILD_GETFD(0)
+INTERFACE_BUILD_GETFD(1)
+INTERFACE_BUILD_GETFD(2)
+INTERFACE_BUILD_GETFD(3)
+INTERFACE_BUILD_GETFD(4)
+INTERFACE_BUILD_GETFD(5)
+INTERFACE_BUILD_GETFD(6)
+INTERFACE_BUILD_GETFD(7)
 
 static int interface_build_netdev(const struct domain_device *device,
                                   const struct hotplug_names *names, struct json_writer *arguments)
 {
-    const char *fd_names[] = {names->objects[0]};
-    return device_args_interface_netdev(arguments, &device->interface, names->objects[1], fd_names,
-                                        1);
+    const char *fd_names[DOMAIN_INTERFACE_MAX_QUEUES];
+    unsigned queues = interface_queues(device);
+    if (queues > DOMAIN_INTERFACE_MAX_QUEUES)
+        return -EINVAL;
+    for (unsigned i = 0; i < queues; i++)
+        fd_names[i] = names->objects[i];
+    return device_args_interface_netdev(arguments, &device->interface,
+                                        names->objects[INTERFACE_NETDEV_STEP], fd_names, queues);
 }
 
 static int interface_build_device(const struct domain_device *device,
                                   const struct hotplug_names *names, struct json_writer *arguments)
 {
     return device_args_interface_device(arguments, &device->interface, names->alias,
-                                        names->objects[1], names->slot, names->function);
+                                        names->objects[INTERFACE_NETDEV_STEP], names->slot,
+                                        names->function);
 }
 
+/* Queue 0's names keep no suffix: "fd-net0", kill point "getfd". */
+#define INTERFACE_GETFD(n, suffix)                                                                 \
+    {                                                                                              \
+        "getfd", suffix, HOTPLUG_OBJECT_FD, interface_build_getfd_##n, "closefd", "fdname", "fd-", \
+            interface_open_tap, interface_has_queue                                                \
+    }
+
 static const struct hotplug_step interface_steps[] = {
-    {"getfd", "", HOTPLUG_OBJECT_FD, interface_build_getfd, "closefd", "fdname", "fd-",
-     interface_open_tap},
+    INTERFACE_GETFD(0, ""),
+    INTERFACE_GETFD(1, "-1"),
+    INTERFACE_GETFD(2, "-2"),
+    INTERFACE_GETFD(3, "-3"),
+    INTERFACE_GETFD(4, "-4"),
+    INTERFACE_GETFD(5, "-5"),
+    INTERFACE_GETFD(6, "-6"),
+    INTERFACE_GETFD(7, "-7"),
     {"netdev_add", "", HOTPLUG_OBJECT_NETDEV, interface_build_netdev, "netdev_del", "id",
-     DEVICE_ARGS_NETDEV_PREFIX, NULL},
+     DEVICE_ARGS_NETDEV_PREFIX, NULL, NULL},
     {"device_add", "", HOTPLUG_OBJECT_DEVICE, interface_build_device, "device_del", "id", NULL,
-     NULL},
+     NULL, NULL},
 };
 
 /* One entry per device kind; hostdevs (vfio-pci) and channels (chardev-add + virtserialport)

@@ -88,9 +88,10 @@ static void send_step(struct hotplug_job *job, const char *command, struct json_
                  ? -ENOMEM
                  : hotplug_send_command_fd(job, command, json_writer_text(arguments), fd);
     json_writer_free(arguments);
-    /* The command holds its own copy of the descriptor: the daemon's goes now, so the tap
-     * lives exactly as long as the VMM keeps it. */
-    net_tap_close(&job->tap);
+    /* The command holds its own copy of the descriptor: once the last queue's is handed
+     * over the daemon's copies go, so the tap lives exactly as long as the VMM keeps it. */
+    if (fd < 0 || job->index + 1 >= (int)job->tap.fd_count)
+        tap_device_close(&job->tap);
     if (rc < 0)
         hotplug_fail_unsent(job, command, rc);
 }
@@ -220,10 +221,18 @@ static void wait_timed_out(evutil_socket_t fd, short what, void *opaque)
     }
 }
 
+static bool step_applies(const struct hotplug_job *job, int index)
+{
+    const struct hotplug_step *step = &job->sequence->steps[index];
+    return !step->applies || (job->device && step->applies(job->device, index));
+}
+
 void hotplug_step_run(struct hotplug_job *job)
 {
     const struct hotplug_sequence *sequence = job->sequence;
     if (job->phase == PHASE_DO) {
+        while (job->index < sequence->step_count && !step_applies(job, job->index))
+            job->index++;
         if (job->index >= sequence->step_count) {
             attach_succeeded(job);
             return;
@@ -247,7 +256,7 @@ void hotplug_step_run(struct hotplug_job *job)
         if (step->build(job->device, &job->names, &arguments) < 0) {
             /* Nothing was sent for this step: undo the ones before it. */
             json_writer_free(&arguments);
-            net_tap_close(&job->tap);
+            tap_device_close(&job->tap);
             job->failed = true;
             hotplug_result_set(&job->result, -EINVAL, "internal", NULL, step->command,
                                "%s %s: cannot build the arguments of %s %s", job->kind,
@@ -261,7 +270,7 @@ void hotplug_step_run(struct hotplug_job *job)
         return;
     }
     /* PHASE_UNDO */
-    while (job->index >= 0 && job->skip[job->index])
+    while (job->index >= 0 && (job->skip[job->index] || !step_applies(job, job->index)))
         job->index--;
     if (job->index < 0) {
         undo_finished(job);

@@ -9,7 +9,7 @@
 
 #include "domain_alloc.h"
 #include "domains_internal.h"
-#include "net_tap.h"
+#include "tap_device.h"
 #include "store.h"
 
 static bool definition_has_mac(const struct domain_definition *definition, const char *mac,
@@ -95,13 +95,14 @@ int domains_check_definition_macs(struct domains *domains,
 }
 
 /* libvirt's generated tap names are "vnet<N>": the lowest N free in the namespace and in the
- * definition (a tap another job is about to open is caught by net_tap_open's existence check). */
+ * definition (a tap another job is about to open is caught by tap_device_open's existence check).
+ */
 static char *next_tap_name(const struct domain_definition *live)
 {
     for (unsigned index = 0; index < 100000; index++) {
         char name[IFNAMSIZ];
         snprintf(name, sizeof(name), "vnet%u", index);
-        bool used = net_tap_exists(name);
+        bool used = tap_device_exists(name);
         for (size_t i = 0; !used && live && i < live->interface_count; i++)
             used = live->interfaces[i].target_dev && !strcmp(live->interfaces[i].target_dev, name);
         if (!used)

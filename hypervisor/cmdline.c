@@ -21,6 +21,7 @@
 #include "options/boot_options.h"
 #include "options/chardev_options.h"
 #include "options/device_options.h"
+#include "options/net_options.h"
 #include "options/machine_options.h"
 #include "options/misc_options.h"
 #include "options/option_helpers.h"
@@ -125,8 +126,8 @@ static const struct option_handler information_options[] = {
 };
 
 static const struct option_handler *const option_families[] = {
-    machine_options, boot_options, chardev_options,
-    device_options,  misc_options, information_options,
+    machine_options, boot_options, chardev_options,     device_options,
+    net_options,     misc_options, information_options,
 };
 
 static const struct option_handler *find_handler(const char *name)
@@ -194,7 +195,10 @@ int vmm_config_parse_to(struct vmm_config *config, int argc, char **argv, bool *
         if (*exit_early)
             return 0;
     }
-    return chardev_options_finish(&state, error);
+    rc = chardev_options_finish(&state, error);
+    if (rc == 0)
+        rc = net_options_finish(&state, error);
+    return rc;
 }
 
 int vmm_config_parse(struct vmm_config *config, int argc, char **argv, bool *exit_early,

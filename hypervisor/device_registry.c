@@ -16,6 +16,7 @@
 #include "pci/pci.h"
 #include "pv_log.h"
 #include "virtio/virtio_blk.h"
+#include "virtio/virtio_net.h"
 #include "vm.h"
 #include "vmm_config.h"
 
@@ -41,7 +42,49 @@ struct device_registry {
 /* Every -device / device_add model: one row per file that defines one. */
 static const struct device_model *const device_models[] = {
     &virtio_blk_pci_model,
+    &virtio_net_pci_model,
 };
+
+/* QEMU's other NIC models: libvirt writes them for <model type='e1000'/> and the like,
+ * so they get a message that says what to use instead of "not a valid device model". */
+static const char *const unsupported_nic_models[] = {
+    "e1000",
+    "e1000-82544gc",
+    "e1000-82545em",
+    "e1000e",
+    "igb",
+    "rtl8139",
+    "ne2k_pci",
+    "ne2k_isa",
+    "pcnet",
+    "vmxnet3",
+    "i82550",
+    "i82551",
+    "i82557a",
+    "i82557b",
+    "i82557c",
+    "i82558a",
+    "i82558b",
+    "i82559a",
+    "i82559b",
+    "i82559c",
+    "i82559er",
+    "i82562",
+    "i82801",
+    "tulip",
+    "usb-net",
+    "virtio-net-pci-non-transitional",
+    "virtio-net-pci-transitional",
+    "virtio-net-device",
+};
+
+static bool is_unsupported_nic(const char *driver)
+{
+    for (size_t i = 0; i < sizeof(unsupported_nic_models) / sizeof(unsupported_nic_models[0]); i++)
+        if (strcmp(unsupported_nic_models[i], driver) == 0)
+            return true;
+    return false;
+}
 
 static const struct device_model *find_model(const char *driver)
 {
@@ -189,6 +232,9 @@ int device_registry_add(struct device_registry *registry, struct qemu_options *o
     if (!driver)
         return pv_error_set(error, -EINVAL, "Parameter 'driver' is missing");
     const struct device_model *model = find_model(driver);
+    if (!model && is_unsupported_nic(driver))
+        return pv_error_set(error, -ENOTSUP,
+                            "'%s' is not supported by plugvirt-vmm: use virtio-net-pci", driver);
     if (!model)
         return pv_error_set(error, -EINVAL, "'%s' is not a valid device model name", driver);
     const char *id = qemu_options_get(options, "id");

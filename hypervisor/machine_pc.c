@@ -7,6 +7,8 @@
 #include "acpi/acpi_tables.h"
 #include "block/block.h"
 #include "boot/boot.h"
+#include "net/net.h"
+#include "options/net_options.h"
 #include "device_registry.h"
 #include "pci/pci.h"
 #include "pv_log.h"
@@ -78,6 +80,23 @@ static void machine_pc_press_power_button(struct vm *vm)
     acpi_pm_press_power_button(vm->acpi_pm);
 }
 
+int machine_pc_create_netdevs(struct vm *vm, struct pv_error *error)
+{
+    const struct vmm_config *config = vm->config;
+    for (size_t i = 0; i < config->netdev_arg_count; i++) {
+        struct qemu_options options;
+        bool json;
+        int rc = net_options_parse_netdev(config->netdev_args[i], &options, &json, error);
+        if (rc == 0)
+            rc = net_netdev_add(vm->net_layer, &options,
+                                json ? NET_SYNTAX_QMP : NET_SYNTAX_COMMAND_LINE, error);
+        qemu_options_free(&options);
+        if (rc < 0)
+            return pv_error_prefix(error, "-netdev %s", config->netdev_args[i]);
+    }
+    return 0;
+}
+
 int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *serial_chardev,
                     struct pv_error *error)
 {
@@ -109,6 +128,9 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     vm->block_layer = block_layer_create();
     if (!vm->block_layer)
         return pv_error_set(error, -ENOMEM, "cannot create the block layer");
+    vm->net_layer = net_layer_create();
+    if (!vm->net_layer)
+        return pv_error_set(error, -ENOMEM, "cannot create the network layer");
     vm->device_registry = device_registry_create(vm, error);
     if (!vm->device_registry)
         return error ? error->code : -EIO;
@@ -118,6 +140,9 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
     vm->serial = serial_8250_create(vm, VM_SERIAL_PORT, VM_SERIAL_IRQ, serial_chardev, error);
     if (!vm->serial)
         return error ? error->code : -EIO;
+    /* Netdevs before devices: a NIC's netdev= names one. */
+    if ((rc = machine_pc_create_netdevs(vm, error)) < 0)
+        return rc;
     /* Cold plug: the devices are there before the first vCPU instruction. */
     rc = device_registry_apply_config(vm->device_registry, vm->config, error);
     if (rc < 0)
@@ -147,6 +172,9 @@ void machine_pc_destroy(struct machine_pc *machine)
     if (vm->block_layer)
         block_layer_destroy(vm->block_layer);
     vm->block_layer = NULL;
+    /* After the devices: NICs release their netdevs when they go. */
+    net_layer_destroy(vm->net_layer);
+    vm->net_layer = NULL;
     vm->power_button_hook = NULL;
     cpu_hotplug_destroy(vm->cpu_hotplug);
     vm->cpu_hotplug = NULL;

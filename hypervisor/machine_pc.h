@@ -18,4 +18,8 @@ int machine_pc_init(struct machine_pc *machine, struct vm *vm, struct chardev *s
                     struct pv_error *error);
 void machine_pc_destroy(struct machine_pc *machine);
 
+/* The command line's netdevs (-netdev, -net tap) into vm->net_layer; machine_pc_init calls
+ * it before the devices are created (a NIC's netdev= names one). Exposed for tests. */
+int machine_pc_create_netdevs(struct vm *vm, struct pv_error *error);
+
 #endif

@@ -21,6 +21,7 @@ struct cpu_hotplug;
 struct serial_8250;
 struct pci_bus;
 struct block_layer;
+struct net_layer;
 struct device_registry;
 
 /* Guest physical memory map (i440fx "pc"-like). */
@@ -117,6 +118,7 @@ struct vm {
     struct serial_8250 *serial;
     struct pci_bus *pci_bus;                 /* bus pci.0 with the host bridge and hotplug slots */
     struct block_layer *block_layer;         /* block nodes and drives (-blockdev, -drive) */
+    struct net_layer *net_layer;             /* netdevs, getfd names, NIC peers (-netdev) */
     struct device_registry *device_registry; /* -device / device_add devices on pci.0 */
 
     /* Machine hook for system_reset: re-initialises devices and reloads the

@@ -70,5 +70,7 @@ void vmm_config_free(struct vmm_config *config)
     free_strings(config->blockdev_args, config->blockdev_arg_count);
     free_strings(config->drive_args, config->drive_arg_count);
     free_strings(config->chardev_args, config->chardev_arg_count);
+    free_strings(config->netdev_args, config->netdev_arg_count);
+    free(config->hub_tap_id);
     memset(config, 0, sizeof(*config));
 }

@@ -91,10 +91,10 @@ struct vmm_config {
     char *pidfile;       /* -pidfile */
     char *acpi_dump_dir; /* -dump-acpi-tables DIR (plugvirt debug option) */
 
-    /* Device-level options, kept verbatim for the device layers (later work):
-     * each entry is the option argument of one -device/-blockdev/-drive/
-     * -chardev in command-line order. (-netdev is refused until there are
-     * network backends.) */
+    /* Device-level options, kept verbatim for the device layers: each entry is the option
+     * argument of one -device/-blockdev/-drive/-chardev/-netdev in command-line order.
+     * -net nic entries become virtio-net-pci device_args (first, in -net order) and -net
+     * tap entries netdev_args (see options/net_options.c). */
     char **device_args;
     size_t device_arg_count;
     char **blockdev_args;
@@ -103,6 +103,11 @@ struct vmm_config {
     size_t drive_arg_count;
     char **chardev_args;
     size_t chardev_arg_count;
+    char **netdev_args;
+    size_t netdev_arg_count;
+    size_t legacy_nic_count; /* device_args[0..n) came from -net nic */
+    size_t hub_nic_slot;     /* 1 + the device_args index of hub 0's -net nic; 0: none */
+    char *hub_tap_id;        /* netdev id of hub 0's -net tap; NULL: none */
 };
 
 /* Frees what `config` owns and zeroes it; safe on a zeroed or partially

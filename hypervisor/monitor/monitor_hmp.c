@@ -12,6 +12,7 @@
 #include "block/block_query.h"
 #include "chardev/chardev.h"
 #include "device_registry.h"
+#include "monitor/hmp_net_commands.h"
 #include "pv_log.h"
 #include "monitor/qmp_version.h"
 #include "vm.h"
@@ -20,68 +21,6 @@
 #define HMP_PROMPT "(qemu) "
 
 /* --- output ------------------------------------------------------------------ */
-
-void hmp_output_init(struct hmp_output *output)
-{
-    memset(output, 0, sizeof(*output));
-}
-
-void hmp_output_free(struct hmp_output *output)
-{
-    free(output->text);
-    hmp_output_init(output);
-}
-
-const char *hmp_output_text(const struct hmp_output *output)
-{
-    return output->text ? output->text : "";
-}
-
-static bool output_reserve(struct hmp_output *output, size_t extra)
-{
-    if (output->failed)
-        return false;
-    size_t needed = output->length + extra + 1;
-    if (needed <= output->capacity)
-        return true;
-    size_t capacity = output->capacity ? output->capacity : 256;
-    while (capacity < needed)
-        capacity *= 2;
-    char *text = realloc(output->text, capacity);
-    if (!text) {
-        output->failed = true;
-        return false;
-    }
-    output->text = text;
-    output->capacity = capacity;
-    return true;
-}
-
-void hmp_printf(struct hmp_output *output, const char *format, ...)
-{
-    va_list arguments;
-    va_start(arguments, format);
-    char *text = NULL;
-    int length = vasprintf(&text, format, arguments);
-    va_end(arguments);
-    if (length < 0) {
-        output->failed = true;
-        return;
-    }
-    size_t newlines = 0;
-    for (int i = 0; i < length; i++)
-        newlines += text[i] == '\n';
-    if (output_reserve(output, (size_t)length + newlines)) {
-        /* QEMU's monitor sends "\r\n" for every "\n". */
-        for (int i = 0; i < length; i++) {
-            if (text[i] == '\n')
-                output->text[output->length++] = '\r';
-            output->text[output->length++] = text[i];
-        }
-        output->text[output->length] = '\0';
-    }
-    free(text);
-}
 
 /* --- commands ------------------------------------------------------------------ */
 
@@ -289,6 +228,7 @@ static const struct hmp_command info_commands[] = {
     {"cpus", "", "show infos for each CPU", hmp_info_cpus, NULL},
     {"kvm", "", "show KVM information", hmp_info_kvm, NULL},
     {"name", "", "show the current VM name", hmp_info_name, NULL},
+    {"network", "", "show the network state", hmp_info_network, NULL},
     {"pci", "", "show PCI info", hmp_info_pci, NULL},
     {"status", "", "show the current VM status (running|paused)", hmp_info_status, NULL},
     {"version", "", "show the version of QEMU", hmp_info_version, NULL},
@@ -299,14 +239,32 @@ static const struct hmp_command hmp_commands[] = {
     {"cont|c", "", "resume emulation", hmp_cont, NULL},
     {"device_add", "driver[,prop=value][,...]", "add device, like -device on the command line",
      hmp_device_add, NULL},
+    {"closefd", "closefd name", "close a file descriptor previously passed via SCM rights",
+     hmp_closefd, NULL},
     {"device_del", "device", "remove device", hmp_device_del, NULL},
     {"drive_add", "[-n] [[<domain>:]<bus>:]<slot>\n[file=file][,if=type][,bus=n]\n...",
      "add drive to PCI storage controller", hmp_drive_add, NULL},
     {"drive_del", "device", "remove host block device", hmp_drive_del, NULL},
+    {"getfd", "getfd name", "receive a file descriptor via SCM rights and assign it a name",
+     hmp_getfd, NULL},
     {"help|?", "[cmd]", "show the help", hmp_help, NULL},
+    {"host_net_add", "tap [options]", "add host VLAN client (deprecated, use netdev_add)",
+     hmp_host_net_add, NULL},
+    {"host_net_remove", "vlan_id name", "remove host VLAN client (deprecated, use netdev_del)",
+     hmp_host_net_remove, NULL},
     {"info", "[subcommand]", "show various information about the system state", hmp_info,
      info_commands},
+    {"netdev_add",
+     "[user|tap|socket|stream|dgram|vde|bridge|hubport|netmap|vhost-user],id=str[,prop=value][,"
+     "...]",
+     "add host network device", hmp_netdev_add, NULL},
+    {"netdev_del", "id", "remove host network device", hmp_netdev_del, NULL},
+    {"pci_add", "auto|[[<domain>:]<bus>:]<slot> nic [[vlan=n][,macaddr=addr][,model=type]]",
+     "hot-add PCI device (deprecated, use device_add)", hmp_pci_add, NULL},
+    {"pci_del", "[[<domain>:]<bus>:]<slot>", "hot remove PCI device (deprecated, use device_del)",
+     hmp_pci_del, NULL},
     {"quit|q", "", "quit the emulator", hmp_quit, NULL},
+    {"set_link", "name on|off", "change the link status of a network adapter", hmp_set_link, NULL},
     {"stop|s", "", "stop emulation", hmp_stop, NULL},
     {"system_powerdown", "", "send system power down event", hmp_system_powerdown, NULL},
     {"system_reset", "", "reset the system", hmp_system_reset, NULL},

@@ -168,12 +168,49 @@ static void update_throttle(struct qmp_session *session)
     }
 }
 
+ssize_t monitor_qmp_receive(int fd, void *buffer, size_t size, int *received_fd)
+{
+    struct iovec iov = {.iov_base = buffer, .iov_len = size};
+    union {
+        char buffer[CMSG_SPACE(MONITOR_QMP_MAX_FDS_PER_MESSAGE * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buffer,
+        .msg_controllen = sizeof(control.buffer),
+    };
+    ssize_t got = recvmsg(fd, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (got < 0)
+        return -errno;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header;
+         header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int fds[MONITOR_QMP_MAX_FDS_PER_MESSAGE];
+        memcpy(fds, CMSG_DATA(header), count * sizeof(int));
+        /* QEMU's getfd takes the last descriptor received: older ones would leak. */
+        for (size_t i = 0; i < count; i++) {
+            if (*received_fd >= 0)
+                close(*received_fd);
+            *received_fd = fds[i];
+        }
+    }
+    return got;
+}
+
 static void on_socket_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct qmp_session *session = arg;
     char chunk[QMP_READ_CHUNK];
     while (!session->throttled) {
-        ssize_t got = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+        ssize_t got = monitor_qmp_receive(fd, chunk, sizeof(chunk), &session->context.received_fd);
+        if (got < 0) {
+            errno = (int)-got;
+            got = -1;
+        }
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -268,6 +305,7 @@ static struct qmp_session *session_new(struct monitor_qmp *monitor)
     session->context.vm = monitor->vm;
     session->context.registry = &monitor->registry;
     session->context.oob_offered = monitor->offer_oob;
+    session->context.received_fd = -1;
     return session;
 }
 
@@ -302,6 +340,8 @@ static void session_free(struct qmp_session *session)
         event_free(session->socket_reader);
     if (session->owns_fds && session->input_fd >= 0)
         close(session->input_fd);
+    if (session->context.received_fd >= 0)
+        close(session->context.received_fd);
     qmp_stream_destroy(&session->stream);
     json_writer_free(&session->out);
     free(session);

@@ -349,7 +349,9 @@ void qmp_command_registry_init(struct qmp_command_registry *registry)
     registry->table_sizes[0] = sizeof(builtin_commands) / sizeof(builtin_commands[0]);
     registry->tables[1] = qmp_device_commands;
     registry->table_sizes[1] = qmp_device_command_count;
-    registry->table_count = 2;
+    registry->tables[2] = qmp_net_commands;
+    registry->table_sizes[2] = qmp_net_command_count;
+    registry->table_count = 3;
 }
 
 int qmp_command_registry_add(struct qmp_command_registry *registry,

@@ -30,6 +30,9 @@ struct qmp_command_context {
     bool negotiated;  /* qmp_capabilities done: every command is available */
     bool oob_offered; /* the greeting listed "oob" */
     bool oob_enabled; /* the client enabled it: exec-oob is accepted */
+    /* The last descriptor that arrived with SCM_RIGHTS on this session and that getfd has
+     * not taken yet, or -1 (the session closes it when it ends). */
+    int received_fd;
     /* Set by a handler for work that must follow its reply (quit); the
      * monitor calls it once the reply is queued, then clears it. */
     void (*after_reply)(struct vm *vm);
@@ -85,7 +88,11 @@ struct qmp_command_registry {
 extern const struct qmp_command_spec qmp_device_commands[];
 extern const size_t qmp_device_command_count;
 
-/* A registry holding the built-in commands and the device commands. */
+/* Network commands (qmp_net_commands.c), part of every registry. */
+extern const struct qmp_command_spec qmp_net_commands[];
+extern const size_t qmp_net_command_count;
+
+/* A registry holding the built-in, device and network commands. */
 void qmp_command_registry_init(struct qmp_command_registry *registry);
 /* Adds a table (kept by pointer: static storage). A name already present is
  * an error (-EEXIST), as is a full registry (-ENOSPC). */

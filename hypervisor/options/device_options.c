@@ -1,4 +1,4 @@
-/* Devices and their backends: -device, -blockdev, -drive, -netdev, -net. */
+/* Devices and their block backends: -device, -blockdev, -drive (network: net_options.c). */
 #include "options/device_options.h"
 
 #include <errno.h>
@@ -6,14 +6,6 @@
 #include <string.h>
 
 #include "options/option_helpers.h"
-
-static int option_net(struct parse_state *state, const char *argument, struct pv_error *error)
-{
-    if (strcmp(argument, "none") != 0)
-        return pv_error_set(error, -EINVAL,
-                            "only 'none' is supported; use -netdev and -device instead");
-    return 0;
-}
 
 /* --- device-level options, kept verbatim ---------------------------------------- */
 
@@ -39,14 +31,9 @@ static int option_drive(struct parse_state *state, const char *argument, struct 
     return option_append_string(&config->drive_args, &config->drive_arg_count, argument, error);
 }
 
-static int option_netdev(struct parse_state *state, const char *argument, struct pv_error *error)
-{
-    /* Refused until virtio-net exists: accepting it would give the guest no NIC. */
-    return pv_error_set(error, -ENOTSUP, "not supported yet (no network backends)");
-}
-
 const struct option_handler device_options[] = {
-    {"net", true, option_net},           {"device", true, option_device},
-    {"blockdev", true, option_blockdev}, {"drive", true, option_drive},
-    {"netdev", true, option_netdev},     {NULL, false, NULL},
+    {"device", true, option_device},
+    {"blockdev", true, option_blockdev},
+    {"drive", true, option_drive},
+    {NULL, false, NULL},
 };

@@ -1,4 +1,4 @@
-/* Devices and their backends: -device, -blockdev, -drive, -netdev, -net. */
+/* Devices and their block backends: -device, -blockdev, -drive (network: net_options.h). */
 #ifndef PLUGVIRT_DEVICE_OPTIONS_H
 #define PLUGVIRT_DEVICE_OPTIONS_H
 

@@ -26,6 +26,7 @@ int virtio_device_init(struct virtio_device *device, const char *name, uint16_t 
     device->config_size = config_size;
     device->config_msix_vector = VIRTQUEUE_NO_VECTOR;
     device->stop_eventfd = -1;
+    device->epoll_fd = -1;
     device->queue_count = queue_count;
     device->queues = calloc(queue_count, sizeof(*device->queues));
     device->queue_eventfds = malloc(queue_count * sizeof(int));
@@ -74,28 +75,47 @@ void virtio_device_set_transport(struct virtio_device *device,
 
 /* ------------------------------------------------------------- I/O thread --- */
 
+#define IO_FD_TAG 0x80000000u
+
+static uint32_t io_fd_events(const struct virtio_io_fd *io_fd)
+{
+    return io_fd->polling ? EPOLLIN : 0;
+}
+
+static void run_io_fd(struct virtio_device *device, unsigned handle)
+{
+    pthread_mutex_lock(&device->processing_lock);
+    struct virtio_io_fd *io_fd = &device->io_fds[handle];
+    /* Polling may have stopped since epoll_wait returned (another event in the batch). */
+    if (io_fd->polling)
+        io_fd->callback(device, io_fd->opaque);
+    pthread_mutex_unlock(&device->processing_lock);
+}
+
+/* epoll reports errors and hang-ups even with no events asked for: a descriptor that
+ * broke (a tap whose interface was deleted) would make the thread spin, so it leaves the
+ * wait set for good. */
+static void drop_io_fd(struct virtio_device *device, unsigned handle)
+{
+    pthread_mutex_lock(&device->processing_lock);
+    struct virtio_io_fd *io_fd = &device->io_fds[handle];
+    if (!io_fd->broken) {
+        io_fd->broken = true;
+        io_fd->polling = false;
+        if (epoll_ctl(device->epoll_fd, EPOLL_CTL_DEL, io_fd->fd, NULL) < 0)
+            pv_log_error("%s: epoll_ctl: %s", device->name, strerror(errno));
+        pv_log_warning("%s: descriptor %d reports an error or hang-up: no longer waited on",
+                       device->name, io_fd->fd);
+    }
+    pthread_mutex_unlock(&device->processing_lock);
+}
+
 static void *io_thread_main(void *opaque)
 {
     struct virtio_device *device = opaque;
-    int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_fd < 0) {
-        pv_log_error("%s: epoll_create1: %s", device->name, strerror(errno));
-        return NULL;
-    }
-    struct epoll_event event = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
-    bool ok = epoll_ctl(epoll_fd, EPOLL_CTL_ADD, device->stop_eventfd, &event) == 0;
-    for (unsigned i = 0; ok && i < device->queue_count; i++) {
-        event.data.u32 = i;
-        ok = epoll_ctl(epoll_fd, EPOLL_CTL_ADD, device->queue_eventfds[i], &event) == 0;
-    }
-    if (!ok) {
-        pv_log_error("%s: epoll_ctl: %s", device->name, strerror(errno));
-        close(epoll_fd);
-        return NULL;
-    }
     for (;;) {
         struct epoll_event events[16];
-        int count = epoll_wait(epoll_fd, events, 16, -1);
+        int count = epoll_wait(device->epoll_fd, events, 16, -1);
         if (count < 0) {
             if (errno == EINTR)
                 continue;
@@ -109,6 +129,13 @@ static void *io_thread_main(void *opaque)
                 stop = true;
                 continue;
             }
+            if (index & IO_FD_TAG) {
+                if (events[i].events & (EPOLLERR | EPOLLHUP))
+                    drop_io_fd(device, index & ~IO_FD_TAG);
+                else
+                    run_io_fd(device, index & ~IO_FD_TAG);
+                continue;
+            }
             uint64_t value;
             if (read(device->queue_eventfds[index], &value, sizeof(value)) != sizeof(value))
                 continue; /* EAGAIN: someone else drained it */
@@ -117,8 +144,67 @@ static void *io_thread_main(void *opaque)
         if (stop)
             break;
     }
-    close(epoll_fd);
     return NULL;
+}
+
+/* The wait set: stop eventfd, queue eventfds, then the model's fds. */
+static int build_epoll_set(struct virtio_device *device, struct pv_error *error)
+{
+    device->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (device->epoll_fd < 0)
+        return pv_error_set_errno(error, -errno, "%s: epoll_create1", device->name);
+    struct epoll_event event = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+    if (epoll_ctl(device->epoll_fd, EPOLL_CTL_ADD, device->stop_eventfd, &event) < 0)
+        return pv_error_set_errno(error, -errno, "%s: epoll_ctl", device->name);
+    for (unsigned i = 0; i < device->queue_count; i++) {
+        event.data.u32 = i;
+        if (epoll_ctl(device->epoll_fd, EPOLL_CTL_ADD, device->queue_eventfds[i], &event) < 0)
+            return pv_error_set_errno(error, -errno, "%s: epoll_ctl", device->name);
+    }
+    for (unsigned i = 0; i < device->io_fd_count; i++) {
+        event = (struct epoll_event){.events = io_fd_events(&device->io_fds[i]),
+                                     .data.u32 = IO_FD_TAG | i};
+        if (epoll_ctl(device->epoll_fd, EPOLL_CTL_ADD, device->io_fds[i].fd, &event) < 0)
+            return pv_error_set_errno(error, -errno, "%s: epoll_ctl", device->name);
+    }
+    return 0;
+}
+
+int virtio_device_add_io_fd(struct virtio_device *device, int fd, virtio_io_fd_fn callback,
+                            void *opaque, struct pv_error *error)
+{
+    if (device->io_fd_count >= VIRTIO_MAX_IO_FDS)
+        return pv_error_set(error, -ENOSPC, "%s: too many descriptors for the I/O thread",
+                            device->name);
+    unsigned handle = device->io_fd_count;
+    device->io_fds[handle] =
+        (struct virtio_io_fd){.fd = fd, .callback = callback, .opaque = opaque, .polling = false};
+    if (device->epoll_fd >= 0) {
+        struct epoll_event event = {.events = 0, .data.u32 = IO_FD_TAG | handle};
+        if (epoll_ctl(device->epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0)
+            return pv_error_set_errno(error, -errno, "%s: epoll_ctl", device->name);
+    }
+    device->io_fd_count++;
+    return (int)handle;
+}
+
+int virtio_device_set_io_fd_polling(struct virtio_device *device, int handle, bool polling)
+{
+    if (handle < 0 || (unsigned)handle >= device->io_fd_count)
+        return -EINVAL;
+    struct virtio_io_fd *io_fd = &device->io_fds[handle];
+    if (io_fd->polling == polling || io_fd->broken)
+        return 0;
+    io_fd->polling = polling;
+    if (device->epoll_fd < 0)
+        return 0;
+    struct epoll_event event = {.events = io_fd_events(io_fd), .data.u32 = IO_FD_TAG | handle};
+    if (epoll_ctl(device->epoll_fd, EPOLL_CTL_MOD, io_fd->fd, &event) < 0) {
+        int status = -errno;
+        pv_log_error("%s: epoll_ctl: %s", device->name, strerror(errno));
+        return status;
+    }
+    return 0;
 }
 
 int virtio_device_start_io_thread(struct virtio_device *device, struct pv_error *error)
@@ -137,9 +223,18 @@ int virtio_device_start_io_thread(struct virtio_device *device, struct pv_error 
         if (device->stop_eventfd < 0)
             return pv_error_set_errno(error, -errno, "%s: eventfd", device->name);
     }
-    int status = pthread_create(&device->io_thread, NULL, io_thread_main, device);
-    if (status)
-        return pv_error_set_errno(error, -status, "%s: cannot start the I/O thread", device->name);
+    int status = build_epoll_set(device, error);
+    if (status == 0) {
+        status = -pthread_create(&device->io_thread, NULL, io_thread_main, device);
+        if (status)
+            pv_error_set_errno(error, status, "%s: cannot start the I/O thread", device->name);
+    }
+    if (status < 0) {
+        if (device->epoll_fd >= 0)
+            close(device->epoll_fd);
+        device->epoll_fd = -1;
+        return status;
+    }
     device->io_thread_running = true;
     return 0;
 }
@@ -156,6 +251,10 @@ void virtio_device_stop_io_thread(struct virtio_device *device)
     if (device->stop_eventfd >= 0) {
         close(device->stop_eventfd);
         device->stop_eventfd = -1;
+    }
+    if (device->epoll_fd >= 0) {
+        close(device->epoll_fd);
+        device->epoll_fd = -1;
     }
 }
 

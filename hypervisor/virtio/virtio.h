@@ -72,6 +72,22 @@ struct virtio_transport_ops {
     void (*notify_config)(struct virtio_device *device);
 };
 
+/* An extra descriptor the I/O thread waits on (virtio-net's tap queues). The
+ * callback runs on the I/O thread with processing_lock held, whatever the
+ * device status: the model decides what readiness means and turns polling off
+ * when it cannot consume (a full RX ring must not make the thread spin). */
+typedef void (*virtio_io_fd_fn)(struct virtio_device *device, void *opaque);
+
+#define VIRTIO_MAX_IO_FDS 16
+
+struct virtio_io_fd {
+    int fd;
+    virtio_io_fd_fn callback;
+    void *opaque;
+    bool polling;
+    bool broken; /* reported an error or hang-up: out of the wait set */
+};
+
 struct virtio_device {
     const char *name; /* for logs: "virtio-blk" */
     uint16_t device_type;
@@ -96,6 +112,9 @@ struct virtio_device {
 
     int *queue_eventfds; /* per queue; -1 until the I/O thread exists */
     int stop_eventfd;
+    int epoll_fd; /* the I/O thread's; -1 until it starts */
+    struct virtio_io_fd io_fds[VIRTIO_MAX_IO_FDS];
+    unsigned io_fd_count;
     pthread_t io_thread;
     bool io_thread_running;
 };
@@ -116,6 +135,15 @@ void virtio_device_set_transport(struct virtio_device *device,
 int virtio_device_start_io_thread(struct virtio_device *device, struct pv_error *error);
 void virtio_device_stop_io_thread(struct virtio_device *device);
 int virtio_device_queue_eventfd(struct virtio_device *device, unsigned queue_index);
+/* Adds `fd` to the I/O thread's wait set (before or after the thread starts),
+ * not polled until virtio_device_set_io_fd_polling turns it on. Returns a
+ * handle >= 0. The caller keeps owning `fd` and closes it after
+ * virtio_device_destroy. */
+int virtio_device_add_io_fd(struct virtio_device *device, int fd, virtio_io_fd_fn callback,
+                            void *opaque, struct pv_error *error);
+/* Starts or stops waiting for `handle`'s fd to become readable. From the I/O
+ * thread's callbacks or with processing_lock held. */
+int virtio_device_set_io_fd_polling(struct virtio_device *device, int handle, bool polling);
 /* A guest notification that did not go through an ioeventfd: wakes the I/O
  * thread, or without one processes the queue right here. */
 void virtio_device_kick(struct virtio_device *device, unsigned queue_index);

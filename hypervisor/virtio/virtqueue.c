@@ -196,14 +196,31 @@ int virtqueue_pop(struct virtqueue *queue, struct virtqueue_request *request,
 
 void virtqueue_push(struct virtqueue *queue, uint16_t head, uint32_t written)
 {
+    virtqueue_fill(queue, 0, head, written);
+    virtqueue_flush(queue, 1);
+}
+
+void virtqueue_fill(struct virtqueue *queue, unsigned position, uint16_t head, uint32_t written)
+{
     if (!queue->enabled)
         return;
     struct virtq_used_elem *ring = (struct virtq_used_elem *)&queue->used[2];
     struct virtq_used_elem element = {.id = head, .len = written};
-    memcpy(&ring[queue->used_idx % queue->size], &element, sizeof(element));
-    queue->used_idx++;
-    /* Release: the element is visible before the index that publishes it. */
+    memcpy(&ring[(uint16_t)(queue->used_idx + position) % queue->size], &element, sizeof(element));
+}
+
+void virtqueue_flush(struct virtqueue *queue, unsigned count)
+{
+    if (!queue->enabled)
+        return;
+    queue->used_idx = (uint16_t)(queue->used_idx + count);
+    /* Release: the elements are visible before the index that publishes them. */
     __atomic_store_n(&queue->used[1], queue->used_idx, __ATOMIC_RELEASE);
+}
+
+void virtqueue_unpop(struct virtqueue *queue, unsigned count)
+{
+    queue->last_avail_idx = (uint16_t)(queue->last_avail_idx - count);
 }
 
 bool virtqueue_should_notify(struct virtqueue *queue)

@@ -95,6 +95,14 @@ int virtqueue_pop(struct virtqueue *queue, struct virtqueue_request *request,
                   struct pv_error *error);
 /* Returns a completed chain: `written` bytes were stored in its in-buffers. */
 void virtqueue_push(struct virtqueue *queue, uint16_t head, uint32_t written);
+/* Several chains completed at once (virtio-net's mergeable RX buffers): fill
+ * writes the used element at used_idx + position without publishing it; flush
+ * publishes `count` filled elements, so the driver sees them together. */
+void virtqueue_fill(struct virtqueue *queue, unsigned position, uint16_t head, uint32_t written);
+void virtqueue_flush(struct virtqueue *queue, unsigned count);
+/* Gives back the last `count` popped chains, unused (the driver still owns them
+ * until they are used, so popping them again later is correct). */
+void virtqueue_unpop(struct virtqueue *queue, unsigned count);
 /* After pushing: whether the driver wants an interrupt now (respects
  * VRING_AVAIL_F_NO_INTERRUPT or used_event with EVENT_IDX). */
 bool virtqueue_should_notify(struct virtqueue *queue);

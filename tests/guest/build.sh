@@ -22,8 +22,8 @@ CFLAGS="-std=gnu11 -O2 -g -Wall -Wextra -Werror
     -mno-popcnt -mno-lzcnt -mno-bmi -mno-bmi2 -mno-movbe"
 objects=""
 for source in entry.S pvh.S isr.S interrupts.c main.c console.c boot_info.c \
-              options.c acpi.c memtest.c commands.c lib.c timer.c pci.c virtio_blk.c \
-              hotplug.c; do
+              options.c acpi.c memtest.c commands.c lib.c timer.c pci.c virtio_pci.c \
+              virtio_blk.c virtio_net.c hotplug.c; do
     object="$out/obj/${source%.*}.o"
     # shellcheck disable=SC2086
     $CC $CFLAGS -c "$here/$source" -o "$object"

@@ -64,6 +64,9 @@ static const struct command_entry command_table[] = {
     {"blk-read", virtio_blk_command_read},
     {"blk-write", virtio_blk_command_write},
     {"blk-flush", virtio_blk_command_flush},
+    {"net-send", virtio_net_command_send},
+    {"net-echo", virtio_net_command_echo},
+    {"net-stats", virtio_net_command_stats},
 #ifdef PROBE_DEBUG_COMMANDS
     {"fault", command_fault},
 #endif

@@ -32,6 +32,7 @@ extern void probe_isr_uart(void);
 extern void probe_isr_sci(void);
 extern void probe_isr_spurious(void);
 extern void probe_isr_msi(void);
+extern void probe_isr_net(void);
 extern void probe_isr_timer(void);
 
 static void idt_set_gate(unsigned vector, uint64_t handler, uint8_t type)
@@ -63,6 +64,12 @@ void interrupts_install_idt(void)
     for (unsigned i = 0; i < PROBE_VECTOR_MSI_COUNT; i++)
         idt_set_gate(PROBE_VECTOR_MSI_FIRST + i, (uint64_t)(uintptr_t)probe_isr_msi,
                      GATE_INTERRUPT);
+    for (unsigned i = 0; i < PROBE_VECTOR_NET_COUNT; i++) {
+        idt_set_gate(PROBE_VECTOR_NET_FIRST + i, (uint64_t)(uintptr_t)probe_isr_net,
+                     GATE_INTERRUPT);
+        idt_set_gate(PROBE_VECTOR_NET_CONFIG_FIRST + i, (uint64_t)(uintptr_t)probe_isr_net,
+                     GATE_INTERRUPT);
+    }
     idt_set_gate(PROBE_VECTOR_SPURIOUS, (uint64_t)(uintptr_t)probe_isr_spurious, GATE_INTERRUPT);
 }
 

@@ -10,6 +10,7 @@
 #define PENDING_SCI (1 << 1)
 #define PENDING_MSI (1 << 2)
 #define PENDING_TIMER (1 << 3)
+#define PENDING_NET (1 << 4)
 
     .section .data
     .balign 8
@@ -67,6 +68,17 @@ probe_isr_uart:
     .globl probe_isr_msi
 probe_isr_msi:
     lock orl $PENDING_MSI, probe_pending(%rip)
+    push %rax
+    mov probe_lapic_eoi_address(%rip), %rax
+    movl $0, (%rax)
+    pop %rax
+    iretq
+
+/* MSI-X from a NIC (queues or config): its own bit, because the main loop
+ * handles these, while PENDING_MSI is consumed by whoever waits for a request. */
+    .globl probe_isr_net
+probe_isr_net:
+    lock orl $PENDING_NET, probe_pending(%rip)
     push %rax
     mov probe_lapic_eoi_address(%rip), %rax
     movl $0, (%rax)

@@ -185,3 +185,31 @@ size_t probe_format(char *buffer, size_t size, const char *format, ...)
     va_end(arguments);
     return length;
 }
+
+uint32_t probe_fnv1a_continue(uint32_t hash, const uint8_t *data, size_t length)
+{
+    for (size_t i = 0; i < length; i++) {
+        hash ^= data[i];
+        hash *= 0x01000193u;
+    }
+    return hash;
+}
+
+uint32_t probe_fnv1a(const uint8_t *data, size_t length)
+{
+    return probe_fnv1a_continue(PROBE_FNV1A_INITIAL, data, length);
+}
+
+char *probe_next_word(char **cursor)
+{
+    char *word = *cursor;
+    while (*word == ' ' || *word == '\t')
+        word++;
+    char *end = word;
+    while (*end && *end != ' ' && *end != '\t')
+        end++;
+    if (*end)
+        *end++ = '\0';
+    *cursor = end;
+    return word;
+}

@@ -50,7 +50,8 @@ void probe_main(uint64_t boot_kind, uint64_t boot_data)
         if (pending & PROBE_PENDING_SCI)
             acpi_handle_sci();
         hotplug_poll();
-        /* MSIs need nothing here: every request is waited for where it is sent. */
+        virtio_net_poll((pending & PROBE_PENDING_NET) != 0);
+        /* Disk MSIs need nothing here: every request is waited for where it is sent. */
         if (!pending)
             interrupts_idle();
     }

@@ -389,6 +389,8 @@ static void start(struct pci_function *function)
 {
     if (virtio_blk_matches(function) && virtio_blk_attach(function) == 0)
         return;
+    if (virtio_net_matches(function) && virtio_net_attach(function) == 0)
+        return;
     console_printf("PROBE PCI ADD %s %04x:%04x %06x", function->name, function->vendor,
                    function->device, function->class_code);
 }
@@ -398,6 +400,8 @@ void pci_remove(struct pci_function *function)
     bool answering = pci_read16(function->bdf, PCI_ID) == function->vendor;
     if (function->driver_kind == PCI_DRIVER_VIRTIO_BLK) {
         virtio_blk_detach(function, answering);
+    } else if (function->driver_kind == PCI_DRIVER_VIRTIO_NET) {
+        virtio_net_detach(function, answering);
     } else if (answering) {
         uint16_t command = pci_read16(function->bdf, PCI_COMMAND);
         pci_write16(function->bdf, PCI_COMMAND,

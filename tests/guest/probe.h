@@ -24,6 +24,9 @@
 #define PROBE_VECTOR_TIMER 0x41     /* LAPIC timer, one-shot */
 #define PROBE_VECTOR_MSI_FIRST 0x50 /* MSI-X: one vector per virtio device */
 #define PROBE_VECTOR_MSI_COUNT 32
+#define PROBE_VECTOR_NET_FIRST 0x70        /* MSI-X: one per NIC, its queues */
+#define PROBE_VECTOR_NET_CONFIG_FIRST 0x78 /* MSI-X: one per NIC, config changes */
+#define PROBE_VECTOR_NET_COUNT 4
 #define PROBE_VECTOR_SPURIOUS 0xff
 
 /* Bits of probe_pending, set by the CPL0 interrupt stubs. */
@@ -31,6 +34,7 @@
 #define PROBE_PENDING_SCI (1u << 1)
 #define PROBE_PENDING_MSI (1u << 2)   /* some device's MSI-X vector fired */
 #define PROBE_PENDING_TIMER (1u << 3) /* the LAPIC one-shot expired */
+#define PROBE_PENDING_NET (1u << 4)   /* a NIC's vector: the main loop polls the NICs */
 #define PROBE_PENDING_KICK (1u << 31) /* makes the next idle int3 return at once */
 
 /* ---- lib.c: string, memory and formatting helpers ---- */
@@ -180,7 +184,7 @@ uint32_t probe_take_events(void);
 #define PCI_CAP_ID_MSIX 0x11
 #define PCI_MAX_CAPABILITIES 48
 
-enum pci_driver_kind { PCI_DRIVER_NONE, PCI_DRIVER_VIRTIO_BLK };
+enum pci_driver_kind { PCI_DRIVER_NONE, PCI_DRIVER_VIRTIO_BLK, PCI_DRIVER_VIRTIO_NET };
 
 struct pci_bar {
     uint64_t address; /* 0 = not assigned */
@@ -238,6 +242,66 @@ int pci_msix_init(struct pci_function *function, uint8_t capability, struct pci_
 void pci_msix_set_vector(struct pci_msix *msix, unsigned entry, uint8_t vector);
 void pci_msix_enable(struct pci_function *function, struct pci_msix *msix, bool enable);
 
+/* ---- virtio_pci.c: virtio 1.x modern PCI transport ---- */
+#define VIRTIO_VENDOR 0x1af4
+#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
+#define VIRTIO_STATUS_DRIVER 0x02
+#define VIRTIO_STATUS_DRIVER_OK 0x04
+#define VIRTIO_STATUS_FEATURES_OK 0x08
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED 0x80
+#define VIRTIO_F_INDIRECT_DESC (1ull << 28)
+#define VIRTIO_F_VERSION_1 (1ull << 32)
+#define VIRTIO_F_ACCESS_PLATFORM (1ull << 33)
+#define VIRTIO_NO_VECTOR 0xffff
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+
+struct virtq_desc {
+    uint64_t address;
+    uint32_t length;
+    uint16_t flags;
+    uint16_t next;
+};
+
+struct virtq_used_element {
+    uint32_t id;
+    uint32_t length;
+};
+
+struct virtio_pci {
+    struct pci_function *function;
+    uint64_t common, device_config, notify_base;
+    uint32_t device_config_length, notify_length, notify_multiplier;
+    uint64_t features; /* negotiated */
+    struct pci_msix msix;
+};
+
+struct virtio_queue_setup {
+    uint16_t index;
+    uint16_t size_limit; /* a power of two; the device's maximum may lower it */
+    uint16_t msix_entry;
+    uint64_t desc, avail, used; /* physical addresses */
+    uint16_t size;              /* out: the size in use */
+    uint64_t notify;            /* out: where to write the queue index */
+};
+
+/* Locates the capability regions and the MSI-X table (function must be set). */
+const char *virtio_pci_find(struct virtio_pci *device);
+/* Bus master on, reset, ACKNOWLEDGE, DRIVER, features (offered & wanted; VERSION_1
+ * required), FEATURES_OK, MSI-X enabled with every entry masked. NULL or the reason. */
+const char *virtio_pci_start(struct virtio_pci *device, uint64_t wanted);
+const char *virtio_pci_set_config_vector(struct virtio_pci *device, uint16_t entry);
+const char *virtio_pci_setup_queue(struct virtio_pci *device, struct virtio_queue_setup *setup);
+uint8_t virtio_pci_status(const struct virtio_pci *device);
+void virtio_pci_set_status(struct virtio_pci *device, uint8_t bits);
+uint8_t virtio_pci_config_generation(const struct virtio_pci *device);
+/* Writes 0 and waits (sleeping between polls, 1 s at most) until it reads back 0. */
+bool virtio_pci_reset(struct virtio_pci *device);
+/* Quiesces: reset, MSI-X off, bus master off (only when device_present). */
+void virtio_pci_stop(struct virtio_pci *device, bool device_present);
+
 /* ---- virtio_blk.c ---- */
 bool virtio_blk_matches(const struct pci_function *function);
 /* Initialises the device and prints its PROBE PCI ADD line (and the evil
@@ -248,6 +312,26 @@ void virtio_blk_detach(struct pci_function *function, bool device_present);
 void virtio_blk_command_read(char *arguments);
 void virtio_blk_command_write(char *arguments);
 void virtio_blk_command_flush(char *arguments);
+
+/* ---- virtio_net.c ---- */
+bool virtio_net_matches(const struct pci_function *function);
+/* Initialises the NIC, fills its receive ring and prints its PROBE PCI ADD line;
+ * < 0 after a PROBE WARN if it cannot. */
+int virtio_net_attach(struct pci_function *function);
+void virtio_net_detach(struct pci_function *function, bool device_present);
+/* Main loop: on PROBE_PENDING_NET (rings, link) and on timers (RX line budget). */
+void virtio_net_poll(bool interrupt);
+void virtio_net_command_send(char *arguments);
+void virtio_net_command_echo(char *arguments);
+void virtio_net_command_stats(char *arguments);
+
+/* FNV-1a, 32 bit (lib.c): the checksum blk-read and the NET RX lines report. */
+#define PROBE_FNV1A_INITIAL 0x811c9dc5u
+uint32_t probe_fnv1a(const uint8_t *data, size_t length);
+/* Continues a hash over more bytes (a frame spread over several buffers). */
+uint32_t probe_fnv1a_continue(uint32_t hash, const uint8_t *data, size_t length);
+/* Splits off the next blank-separated word of *cursor (lib.c). */
+char *probe_next_word(char **cursor);
 
 /* ---- hotplug.c: QEMU ACPI PCI hotplug (PIIX4 registers, GPE0 bit 1) ---- */
 void hotplug_init(void);

@@ -1,58 +1,24 @@
 /*
- * virtio-blk over the virtio 1.x PCI modern transport (common/notify/ISR/device
- * capabilities), used for transitional devices too. One split virtqueue, one
- * request in flight, completion by MSI-X: the CPU sleeps in the int3 idle stub
- * until the device's vector fires (probe_wait), with a 2 s limit per request.
+ * virtio-blk over the virtio 1.x PCI modern transport (virtio_pci.c), used for
+ * transitional devices too. One split virtqueue, one request in flight,
+ * completion by MSI-X: the CPU sleeps in the int3 idle stub until the device's
+ * vector fires (probe_wait), with a 2 s limit per request.
  *
  * All DMA memory is static (.bss): one 4 KiB queue page per device context
  * and one shared data buffer, so mem-test can never overwrite it.
  */
 #include "probe.h"
 
-#define VIRTIO_VENDOR 0x1af4
 #define VIRTIO_BLK_MODERN 0x1042
 #define VIRTIO_BLK_TRANSITIONAL 0x1001
-
-#define VIRTIO_PCI_CAP_COMMON 1
-#define VIRTIO_PCI_CAP_NOTIFY 2
-#define VIRTIO_PCI_CAP_ISR 3
-#define VIRTIO_PCI_CAP_DEVICE 4
-
-/* virtio_pci_common_cfg */
-#define COMMON_DEVICE_FEATURE_SELECT 0x00
-#define COMMON_DEVICE_FEATURE 0x04
-#define COMMON_DRIVER_FEATURE_SELECT 0x08
-#define COMMON_DRIVER_FEATURE 0x0c
-#define COMMON_CONFIG_MSIX_VECTOR 0x10
-#define COMMON_DEVICE_STATUS 0x14
-#define COMMON_CONFIG_GENERATION 0x15
-#define COMMON_QUEUE_SELECT 0x16
-#define COMMON_QUEUE_SIZE 0x18
-#define COMMON_QUEUE_MSIX_VECTOR 0x1a
-#define COMMON_QUEUE_ENABLE 0x1c
-#define COMMON_QUEUE_NOTIFY_OFF 0x1e
-#define COMMON_QUEUE_DESC 0x20
-#define COMMON_QUEUE_DRIVER 0x28
-#define COMMON_QUEUE_DEVICE 0x30
-#define COMMON_MIN_LENGTH 0x38
-
-#define STATUS_ACKNOWLEDGE 0x01
-#define STATUS_DRIVER 0x02
-#define STATUS_DRIVER_OK 0x04
-#define STATUS_FEATURES_OK 0x08
-#define STATUS_NEEDS_RESET 0x40
-#define STATUS_FAILED 0x80
 
 #define FEATURE_SEG_MAX (1ull << 2)
 #define FEATURE_RO (1ull << 5)
 #define FEATURE_BLK_SIZE (1ull << 6)
 #define FEATURE_FLUSH (1ull << 9)
-#define FEATURE_INDIRECT_DESC (1ull << 28)
-#define FEATURE_VERSION_1 (1ull << 32)
-#define FEATURE_ACCESS_PLATFORM (1ull << 33)
 #define FEATURES_WANTED                                                                            \
-    (FEATURE_SEG_MAX | FEATURE_RO | FEATURE_BLK_SIZE | FEATURE_FLUSH | FEATURE_INDIRECT_DESC |     \
-     FEATURE_VERSION_1 | FEATURE_ACCESS_PLATFORM)
+    (FEATURE_SEG_MAX | FEATURE_RO | FEATURE_BLK_SIZE | FEATURE_FLUSH | VIRTIO_F_INDIRECT_DESC |    \
+     VIRTIO_F_VERSION_1 | VIRTIO_F_ACCESS_PLATFORM)
 
 #define REQUEST_IN 0
 #define REQUEST_OUT 1
@@ -63,10 +29,9 @@
 #define REQUEST_STATUS_UNSUPP 2
 #define REQUEST_STATUS_UNSET 0xff /* our sentinel: the device never wrote it */
 
-#define DESC_F_NEXT 1
-#define DESC_F_WRITE 2
-#define DESC_F_INDIRECT 4
-#define NO_VECTOR 0xffff
+#define DESC_F_NEXT VIRTQ_DESC_F_NEXT
+#define DESC_F_WRITE VIRTQ_DESC_F_WRITE
+#define DESC_F_INDIRECT VIRTQ_DESC_F_INDIRECT
 
 #define QUEUE_SIZE_MAX 128
 #define MAX_DEVICES PROBE_VECTOR_MSI_COUNT
@@ -74,22 +39,8 @@
 #define MAX_SECTORS 128
 #define ID_BYTES 20
 #define REQUEST_TIMEOUT_US 2000000
-#define RESET_POLL_US 1000
-#define RESET_POLLS 1000
 #define EVIL_CHAIN_LENGTH 1000
 #define EVIL_BAD_ADDRESS 0x8000000000ull /* 512 GiB: no RAM, no MMIO */
-
-struct virtq_desc {
-    uint64_t address;
-    uint32_t length;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct virtq_used_element {
-    uint32_t id;
-    uint32_t length;
-};
 
 struct request_header {
     uint32_t type;
@@ -122,13 +73,12 @@ struct virtio_blk {
     bool in_use;
     bool broken;
     struct pci_function *function;
-    uint64_t common, notify, device_config;
+    struct virtio_pci pci;
+    uint64_t notify;
     uint16_t queue_size;
     uint8_t vector;
-    uint64_t features;
     uint64_t sectors;
     char serial[ID_BYTES + 1];
-    struct pci_msix msix;
     uint16_t avail_index; /* next avail.index to publish */
     uint16_t used_index;  /* used.index consumed so far */
     struct queue_page *queue;
@@ -157,84 +107,7 @@ bool virtio_blk_matches(const struct pci_function *function)
 
 static uint8_t device_status(const struct virtio_blk *blk)
 {
-    return mmio_read8(blk->common + COMMON_DEVICE_STATUS);
-}
-
-static void set_status(struct virtio_blk *blk, uint8_t bits)
-{
-    mmio_write8(blk->common + COMMON_DEVICE_STATUS, device_status(blk) | bits);
-}
-
-/* Writes 0 and waits (sleeping between polls) until the device reads back 0. */
-static bool reset_device(struct virtio_blk *blk)
-{
-    mmio_write8(blk->common + COMMON_DEVICE_STATUS, 0);
-    for (unsigned i = 0; i < RESET_POLLS; i++) {
-        if (device_status(blk) == 0)
-            return true;
-        probe_sleep_us(RESET_POLL_US);
-    }
-    return false;
-}
-
-/* ---- capabilities ---- */
-
-struct capability_region {
-    bool found;
-    uint64_t address;
-    uint32_t length;
-    uint32_t notify_multiplier;
-};
-
-static const char *find_regions(struct virtio_blk *blk, struct capability_region regions[5])
-{
-    struct pci_function *function = blk->function;
-    struct pci_capability capabilities[PCI_MAX_CAPABILITIES];
-    int count = pci_capabilities(function, capabilities);
-    if (count < 0)
-        return "bad capability list";
-    uint8_t msix_capability = 0;
-    for (int i = 0; i < count; i++) {
-        uint8_t offset = capabilities[i].offset;
-        if (capabilities[i].id == PCI_CAP_ID_MSIX && !msix_capability)
-            msix_capability = offset;
-        if (capabilities[i].id != PCI_CAP_ID_VENDOR)
-            continue;
-        uint8_t length = pci_read8(function->bdf, offset + 2);
-        uint8_t type = pci_read8(function->bdf, offset + 3);
-        uint8_t bar_index = pci_read8(function->bdf, offset + 4);
-        if (length < 16 || type < VIRTIO_PCI_CAP_COMMON || type > VIRTIO_PCI_CAP_DEVICE ||
-            regions[type].found || bar_index >= PCI_BARS)
-            continue; /* unknown, duplicate or reserved: the spec says skip it */
-        uint32_t region_offset = pci_read32(function->bdf, offset + 8);
-        uint32_t region_length = pci_read32(function->bdf, offset + 12);
-        const struct pci_bar *bar = &function->bars[bar_index];
-        if (bar->io || !bar->address || (uint64_t)region_offset + region_length > bar->size) {
-            console_printf("PROBE WARN %s virtio capability %u points outside BAR%u",
-                           function->name, type, bar_index);
-            continue;
-        }
-        struct capability_region *region = &regions[type];
-        region->address = bar->address + region_offset;
-        region->length = region_length;
-        if (type == VIRTIO_PCI_CAP_NOTIFY) {
-            if (length < 20)
-                continue;
-            region->notify_multiplier = pci_read32(function->bdf, offset + 16);
-        }
-        region->found = true;
-    }
-    if (!regions[VIRTIO_PCI_CAP_COMMON].found || !regions[VIRTIO_PCI_CAP_NOTIFY].found ||
-        !regions[VIRTIO_PCI_CAP_DEVICE].found)
-        return "no usable virtio 1.x (modern) capabilities";
-    if (regions[VIRTIO_PCI_CAP_COMMON].length < COMMON_MIN_LENGTH ||
-        regions[VIRTIO_PCI_CAP_DEVICE].length < 8)
-        return "virtio capability regions too short";
-    if (!msix_capability)
-        return "no MSI-X capability";
-    if (pci_msix_init(function, msix_capability, &blk->msix) < 0)
-        return "unusable MSI-X table";
-    return NULL;
+    return virtio_pci_status(&blk->pci);
 }
 
 /* ---- requests ---- */
@@ -273,11 +146,11 @@ static const char *usable(struct virtio_blk *blk)
     uint8_t status = device_status(blk);
     if (status == 0xff)
         return "not answering";
-    if (status & STATUS_NEEDS_RESET) {
+    if (status & VIRTIO_STATUS_NEEDS_RESET) {
         blk->broken = true;
         return "needs reset";
     }
-    if (!(status & STATUS_DRIVER_OK))
+    if (!(status & VIRTIO_STATUS_DRIVER_OK))
         return "not ready";
     return NULL;
 }
@@ -335,97 +208,45 @@ static const char *run_request(struct virtio_blk *blk, uint32_t type, uint64_t s
 static uint64_t read_capacity(struct virtio_blk *blk)
 {
     uint64_t capacity = 0;
+    uint64_t config = blk->pci.device_config;
     for (unsigned attempt = 0; attempt < 10; attempt++) {
-        uint8_t generation = mmio_read8(blk->common + COMMON_CONFIG_GENERATION);
-        capacity = mmio_read32(blk->device_config) | (uint64_t)mmio_read32(blk->device_config + 4)
-                                                         << 32;
-        if (mmio_read8(blk->common + COMMON_CONFIG_GENERATION) == generation)
+        uint8_t generation = virtio_pci_config_generation(&blk->pci);
+        capacity = mmio_read32(config) | (uint64_t)mmio_read32(config + 4) << 32;
+        if (virtio_pci_config_generation(&blk->pci) == generation)
             break;
     }
     return capacity;
 }
 
-static void write64(uint64_t address, uint64_t value)
-{
-    mmio_write32(address, (uint32_t)value);
-    mmio_write32(address + 4, (uint32_t)(value >> 32));
-}
-
 static const char *initialise(struct virtio_blk *blk)
 {
-    struct capability_region regions[5] = {0};
-    const char *problem = find_regions(blk, regions);
+    const char *problem = virtio_pci_find(&blk->pci);
+    if (!problem)
+        problem = virtio_pci_start(&blk->pci, FEATURES_WANTED);
     if (problem)
         return problem;
-    struct pci_function *function = blk->function;
-    blk->common = regions[VIRTIO_PCI_CAP_COMMON].address;
-    blk->device_config = regions[VIRTIO_PCI_CAP_DEVICE].address;
-
-    uint16_t command = pci_read16(function->bdf, PCI_COMMAND);
-    pci_write16(function->bdf, PCI_COMMAND,
-                command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
-    if (device_status(blk) == 0xff)
-        return "common config reads 0xff: device not answering";
-    if (!reset_device(blk))
-        return "reset did not complete";
-    set_status(blk, STATUS_ACKNOWLEDGE);
-    set_status(blk, STATUS_DRIVER);
-
-    mmio_write32(blk->common + COMMON_DEVICE_FEATURE_SELECT, 0);
-    uint64_t offered = mmio_read32(blk->common + COMMON_DEVICE_FEATURE);
-    mmio_write32(blk->common + COMMON_DEVICE_FEATURE_SELECT, 1);
-    offered |= (uint64_t)mmio_read32(blk->common + COMMON_DEVICE_FEATURE) << 32;
-    if (!(offered & FEATURE_VERSION_1)) {
-        set_status(blk, STATUS_FAILED);
-        return "device does not offer VIRTIO_F_VERSION_1";
-    }
-    blk->features = offered & FEATURES_WANTED;
-    mmio_write32(blk->common + COMMON_DRIVER_FEATURE_SELECT, 0);
-    mmio_write32(blk->common + COMMON_DRIVER_FEATURE, (uint32_t)blk->features);
-    mmio_write32(blk->common + COMMON_DRIVER_FEATURE_SELECT, 1);
-    mmio_write32(blk->common + COMMON_DRIVER_FEATURE, (uint32_t)(blk->features >> 32));
-    set_status(blk, STATUS_FEATURES_OK);
-    if (!(device_status(blk) & STATUS_FEATURES_OK)) {
-        set_status(blk, STATUS_FAILED);
-        return "device refused FEATURES_OK";
-    }
-
-    pci_msix_enable(function, &blk->msix, true);
-    pci_msix_set_vector(&blk->msix, 0, blk->vector);
-    mmio_write16(blk->common + COMMON_CONFIG_MSIX_VECTOR, NO_VECTOR);
-
-    mmio_write16(blk->common + COMMON_QUEUE_SELECT, 0);
-    uint16_t maximum = mmio_read16(blk->common + COMMON_QUEUE_SIZE);
-    if (maximum == 0 || maximum == 0xffff) {
-        set_status(blk, STATUS_FAILED);
-        return "queue 0 not available";
-    }
-    uint16_t size = QUEUE_SIZE_MAX;
-    while (size > maximum)
-        size >>= 1; /* split rings want a power of two */
-    blk->queue_size = size;
-    mmio_write16(blk->common + COMMON_QUEUE_SIZE, size);
-    mmio_write16(blk->common + COMMON_QUEUE_MSIX_VECTOR, 0);
-    if (mmio_read16(blk->common + COMMON_QUEUE_MSIX_VECTOR) != 0) {
-        set_status(blk, STATUS_FAILED);
-        return "device rejected MSI-X vector 0 for queue 0";
-    }
+    pci_msix_set_vector(&blk->pci.msix, 0, blk->vector);
+    problem = virtio_pci_set_config_vector(&blk->pci, VIRTIO_NO_VECTOR);
+    if (problem)
+        return problem;
     struct queue_page *queue = blk->queue;
     memset(queue, 0, sizeof(*queue));
     blk->avail_index = blk->used_index = 0;
-    write64(blk->common + COMMON_QUEUE_DESC, physical(queue->desc));
-    write64(blk->common + COMMON_QUEUE_DRIVER, physical(&queue->avail));
-    write64(blk->common + COMMON_QUEUE_DEVICE, physical(&queue->used));
-    uint16_t notify_offset = mmio_read16(blk->common + COMMON_QUEUE_NOTIFY_OFF);
-    uint64_t notify_at = (uint64_t)notify_offset * regions[VIRTIO_PCI_CAP_NOTIFY].notify_multiplier;
-    if (notify_at + 2 > regions[VIRTIO_PCI_CAP_NOTIFY].length) {
-        set_status(blk, STATUS_FAILED);
-        return "queue notify address outside the notify region";
-    }
-    blk->notify = regions[VIRTIO_PCI_CAP_NOTIFY].address + notify_at;
-    mmio_write16(blk->common + COMMON_QUEUE_ENABLE, 1);
-    set_status(blk, STATUS_DRIVER_OK);
-    if (device_status(blk) & (STATUS_NEEDS_RESET | STATUS_FAILED))
+    struct virtio_queue_setup setup = {
+        .index = 0,
+        .size_limit = QUEUE_SIZE_MAX,
+        .msix_entry = 0,
+        .desc = physical(queue->desc),
+        .avail = physical(&queue->avail),
+        .used = physical(&queue->used),
+    };
+    problem = virtio_pci_setup_queue(&blk->pci, &setup);
+    if (problem)
+        return problem;
+    blk->queue_size = setup.size;
+    blk->notify = setup.notify;
+    virtio_pci_set_status(&blk->pci, VIRTIO_STATUS_DRIVER_OK);
+    if (device_status(blk) & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED))
         return "device failed after DRIVER_OK";
 
     blk->sectors = read_capacity(blk);
@@ -490,7 +311,7 @@ static void run_evil(struct virtio_blk *blk)
         blk->used_index += 3;
         console_printf("PROBE EVIL %s completed", name);
     }
-    if (status & STATUS_NEEDS_RESET) {
+    if (status & VIRTIO_STATUS_NEEDS_RESET) {
         console_printf("PROBE BLK ERROR %s needs reset", name);
         blk->broken = true;
     }
@@ -516,6 +337,7 @@ int virtio_blk_attach(struct pci_function *function)
     memset(blk, 0, sizeof(*blk));
     blk->in_use = true;
     blk->function = function;
+    blk->pci.function = function;
     blk->queue = &queue_pages[index];
     blk->vector = (uint8_t)(PROBE_VECTOR_MSI_FIRST + index);
     function->driver_kind = PCI_DRIVER_VIRTIO_BLK;
@@ -538,33 +360,13 @@ void virtio_blk_detach(struct pci_function *function, bool device_present)
     struct virtio_blk *blk = function->driver;
     if (!blk)
         return;
-    if (device_present) {
-        if (blk->common && !reset_device(blk))
-            console_printf("PROBE WARN %s virtio reset did not complete", function->name);
-        pci_msix_enable(function, &blk->msix, false);
-        uint16_t command = pci_read16(function->bdf, PCI_COMMAND);
-        pci_write16(function->bdf, PCI_COMMAND, command & ~PCI_COMMAND_MASTER);
-    }
+    virtio_pci_stop(&blk->pci, device_present);
     blk->in_use = false;
     function->driver = NULL;
     function->driver_kind = PCI_DRIVER_NONE;
 }
 
 /* ---- commands ---- */
-
-static char *next_word(char **cursor)
-{
-    char *word = *cursor;
-    while (*word == ' ' || *word == '\t')
-        word++;
-    char *end = word;
-    while (*end && *end != ' ' && *end != '\t')
-        end++;
-    if (*end)
-        *end++ = '\0';
-    *cursor = end;
-    return word;
-}
 
 /* Resolves the <bdf> argument; prints the error and returns NULL if there is no disk. */
 static struct virtio_blk *find_disk(const char *text)
@@ -583,22 +385,11 @@ static struct virtio_blk *find_disk(const char *text)
     return function->driver;
 }
 
-/* FNV-1a, 32 bit, over every byte read (the README documents it for tests). */
-static uint32_t fnv1a(const uint8_t *data, size_t length)
-{
-    uint32_t hash = 0x811c9dc5u;
-    for (size_t i = 0; i < length; i++) {
-        hash ^= data[i];
-        hash *= 0x01000193u;
-    }
-    return hash;
-}
-
 void virtio_blk_command_read(char *arguments)
 {
     char *cursor = arguments;
-    char *bdf_text = next_word(&cursor), *lba_text = next_word(&cursor);
-    char *count_text = next_word(&cursor);
+    char *bdf_text = probe_next_word(&cursor), *lba_text = probe_next_word(&cursor);
+    char *count_text = probe_next_word(&cursor);
     uint64_t lba, count;
     if (!*count_text || !probe_parse_u64(lba_text, &lba) || !probe_parse_u64(count_text, &count) ||
         count == 0 || count > MAX_SECTORS) {
@@ -615,14 +406,14 @@ void virtio_blk_command_read(char *arguments)
         console_printf("PROBE BLK ERROR %s %s", blk->function->name, problem);
     else
         console_printf("PROBE BLK READ %s lba=%lu count=%lu sum=0x%08x", blk->function->name, lba,
-                       count, fnv1a(data_buffer, length));
+                       count, probe_fnv1a(data_buffer, length));
 }
 
 void virtio_blk_command_write(char *arguments)
 {
     char *cursor = arguments;
-    char *bdf_text = next_word(&cursor), *lba_text = next_word(&cursor);
-    char *byte_text = next_word(&cursor);
+    char *bdf_text = probe_next_word(&cursor), *lba_text = probe_next_word(&cursor);
+    char *byte_text = probe_next_word(&cursor);
     uint64_t lba, byte;
     if (!*byte_text || !probe_parse_u64(lba_text, &lba) || !probe_parse_u64(byte_text, &byte) ||
         byte > 0xff) {
@@ -643,7 +434,7 @@ void virtio_blk_command_write(char *arguments)
 void virtio_blk_command_flush(char *arguments)
 {
     char *cursor = arguments;
-    char *bdf_text = next_word(&cursor);
+    char *bdf_text = probe_next_word(&cursor);
     if (!*bdf_text) {
         console_printf("PROBE ERROR blk-flush: expected <bb:dd.f>");
         return;
@@ -651,7 +442,7 @@ void virtio_blk_command_flush(char *arguments)
     struct virtio_blk *blk = find_disk(bdf_text);
     if (!blk)
         return;
-    if (!(blk->features & FEATURE_FLUSH)) {
+    if (!(blk->pci.features & FEATURE_FLUSH)) {
         console_printf("PROBE BLK ERROR %s flush not offered", blk->function->name);
         return;
     }

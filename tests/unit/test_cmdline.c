@@ -625,10 +625,10 @@ Test(cmdline, bad_lines_name_the_option)
         {"-display gtk", "-display: display gtk is not supported"},
         {"-display sdl,gl=on", "-display: display sdl is not supported"},
         {"-vga std", "-vga: 'std' is not supported"},
-        {"-net nic", "-net: only 'none' is supported; use -netdev"},
-        /* Refused until virtio-net exists, rather than accepted and ignored. */
-        {"-netdev tap,id=n0,ifname=tap0", "-netdev: not supported yet (no network backends)"},
-        {"-netdev user,id=n0", "-netdev: not supported yet (no network backends)"},
+        /* QEMU's default -net nic model is e1000, which plugvirt-vmm does not have. */
+        {"-net nic", "-net: nic: QEMU's default model e1000 is not supported by plugvirt-vmm"},
+        {"-netdev user,id=n0",
+         "-netdev: netdev type 'user' is not supported by plugvirt-vmm (only tap)"},
         {"-no-acpi", "-no-acpi: ACPI cannot be disabled"},
         {"-readconfig /etc/qemu.cfg", "-readconfig: configuration files are not supported"},
         {"-sandbox on", "-sandbox: enable=on is not supported"},
@@ -648,6 +648,105 @@ Test(cmdline, bad_lines_name_the_option)
     parse_argv(&result, 3, empty_kernel);
     cr_assert_lt(result.rc, 0);
     cr_assert_str_eq(result.error.message, "-kernel: empty path");
+    release(&result);
+}
+
+/* -netdev is checked at parse time (nothing is opened) and kept verbatim. */
+Test(cmdline, netdev_tap_kept_verbatim_and_checked)
+{
+    struct parsed result;
+    expect_ok(&result, "-netdev tap,id=n0,ifname=t0,script=no,downscript=no "
+                       "-device virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:00:01 "
+                       "-netdev {\"type\":\"tap\",\"id\":\"hostnet1\",\"fd\":\"9\"}");
+    cr_assert_eq(result.config.netdev_arg_count, 2);
+    cr_assert_str_eq(result.config.netdev_args[0], "tap,id=n0,ifname=t0,script=no,downscript=no");
+    cr_assert_str_eq(result.config.netdev_args[1],
+                     "{\"type\":\"tap\",\"id\":\"hostnet1\",\"fd\":\"9\"}");
+    cr_assert_eq(result.config.device_arg_count, 1);
+    cr_assert_str_eq(result.config.device_args[0],
+                     "virtio-net-pci,netdev=n0,id=nic0,mac=52:54:00:00:00:01");
+    release(&result);
+}
+
+/* Texts from qemu-system-x86_64 7.2 -M pc -accel tcg -nodefaults <the line>, where QEMU
+ * has the option (its "qemu-system-x86_64: <option>: " prefix is ours "-netdev: "). */
+Test(cmdline, netdev_errors_match_qemu)
+{
+    static const struct {
+        const char *line;
+        const char *message;
+    } cases[] = {
+        {"-netdev tap,id=n0,bogus=1", "-netdev: Invalid parameter 'bogus'"},
+        {"-netdev tap", "-netdev: Parameter 'id' is missing"},
+        {"-netdev tap,id=9x", "-netdev: Parameter 'id' expects an identifier"},
+        {"-netdev tap,id=a -netdev tap,id=a", "-netdev: Duplicate ID 'a' for netdev"},
+        {"-netdev tap,id=a,fd=3,ifname=x",
+         "-netdev: ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, fds=, and "
+         "vhostfds= are invalid with fd="},
+        {"-netdev tap,id=a,fds=3:4,queues=2",
+         "-netdev: ifname=, script=, downscript=, vnet_hdr=, helper=, queues=, and vhostfd= "
+         "are invalid with fds="},
+        {"-netdev tap,id=a,vhostfds=3:4",
+         "-netdev: vhostfds=: vhost-net is not supported yet by plugvirt-vmm"},
+        {"-net foo", "-net: Parameter 'type' does not accept value 'foo'"},
+        /* JSON is QAPI-typed, as QMP netdev_add: a string other than on/off is no boolean. */
+        {"-netdev {\"type\":\"tap\",\"id\":\"n\",\"vhost\":\"maybe\"}",
+         "-netdev: Invalid parameter type for 'vhost', expected: boolean"},
+        /* Ours: refusals by name. */
+        {"-netdev socket,id=s", "-netdev: netdev type 'socket' is not supported by plugvirt-vmm"},
+        {"-netdev tap,id=a,helper=/usr/lib/qemu/qemu-bridge-helper",
+         "-netdev: helper=: the bridge helper is not supported by plugvirt-vmm"},
+        {"-netdev tap,id=a,queues=0", "-netdev: queues=0: plugvirt-vmm supports 1 to 16 queues"},
+        {"-net user", "-net: netdev type 'user' is not supported by plugvirt-vmm (only tap)"},
+        {"-net nic,model=e1000", "-net: nic,model=e1000: not supported by plugvirt-vmm (only "
+                                 "virtio); use -netdev tap,id=ID,... -device "
+                                 "virtio-net-pci,netdev=ID"},
+        {"-net nic,model=rtl8139", "-net: nic,model=rtl8139: not supported"},
+        {"-net nic,model=virtio -net nic,model=virtio",
+         "-net: nic: a second -net nic on QEMU's hub 0 is not supported by plugvirt-vmm (no hub)"},
+        {"-net tap,script=no -net tap,script=no",
+         "-net: tap: a second -net tap on QEMU's hub 0 is not supported by plugvirt-vmm"},
+        {"-net nic,model=virtio,macaddr=52:54:00", "-net: nic: Parameter 'macaddr' expects a MAC"},
+        {"-net nic,model=virtio,speed=10", "-net: invalid parameter 'speed'"},
+        {"-net tap,bogus=1", "-net: tap: Invalid parameter 'bogus'"},
+        {"-nic tap,model=virtio-net-pci",
+         "-nic: not supported by plugvirt-vmm; use -netdev tap,id=ID,... -device "
+         "virtio-net-pci,netdev=ID"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_error(cases[i].line, cases[i].message);
+}
+
+/* -net nic,model=virtio -net tap: QEMU's hub 0 with one NIC and one tap is a netdev and a
+ * virtio-net-pci on it; the -net NIC comes before -device devices, as QEMU creates it with
+ * the machine. */
+Test(cmdline, legacy_net_pair_becomes_netdev_and_device)
+{
+    struct parsed result;
+    expect_ok(&result,
+              "-device virtio-blk-pci,drive=d -net nic,model=virtio,macaddr=52:54:00:ab:cd:ef "
+              "-net tap,ifname=t0,script=no,downscript=no");
+    cr_assert_eq(result.config.netdev_arg_count, 1);
+    cr_assert_str_eq(result.config.netdev_args[0],
+                     "tap,id=tap.0,ifname=t0,script=no,downscript=no");
+    cr_assert_eq(result.config.device_arg_count, 2);
+    cr_assert_str_eq(result.config.device_args[0],
+                     "virtio-net-pci,mac=52:54:00:ab:cd:ef,netdev=tap.0");
+    cr_assert_str_eq(result.config.device_args[1], "virtio-blk-pci,drive=d");
+    release(&result);
+
+    expect_ok(&result,
+              "-net tap,name=up0,script=no -net nic,model=virtio-net-pci,name=nic0 "
+              "-net nic,model=virtio,netdev=n1 -netdev tap,id=n1,fd=5 -net none -nic none");
+    cr_assert_str_eq(result.config.netdev_args[0], "tap,id=up0,script=no");
+    cr_assert_str_eq(result.config.device_args[0], "virtio-net-pci,id=nic0,netdev=up0");
+    cr_assert_str_eq(result.config.device_args[1], "virtio-net-pci,netdev=n1");
+    release(&result);
+
+    /* The plain form of the issue: defaults everywhere. */
+    expect_ok(&result, "-net nic,model=virtio -net tap");
+    cr_assert_str_eq(result.config.netdev_args[0], "tap,id=tap.0");
+    cr_assert_str_eq(result.config.device_args[0], "virtio-net-pci,netdev=tap.0");
     release(&result);
 }
 

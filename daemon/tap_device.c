@@ -1,5 +1,5 @@
-/* Opening and configuring a NIC's tap (see net_tap.h). */
-#include "net_tap.h"
+/* Opening and configuring a NIC's tap (see tap_device.h). */
+#include "tap_device.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,24 +98,24 @@ out:
     return rc;
 }
 
-int net_tap_open(const struct domain_interface *interface, struct net_tap *tap,
-                 struct pv_error *error)
+int tap_device_open(const struct domain_interface *interface, struct tap_device *tap,
+                    struct pv_error *error)
 {
-    *tap = (struct net_tap){0};
+    *tap = (struct tap_device){0};
     unsigned queues = interface->queues ? interface->queues : 1;
     if (queues > DOMAIN_INTERFACE_MAX_QUEUES)
         return pv_error_set(error, -EINVAL, "at most %d queues", DOMAIN_INTERFACE_MAX_QUEUES);
     /* vnet headers: virtio-net passes offloads through them (QEMU's vnet_hdr=on). */
     short flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (queues > 1 ? IFF_MULTI_QUEUE : 0);
-    const char *name = interface->target_dev ? interface->target_dev : NET_TAP_NAME_TEMPLATE;
+    const char *name = interface->target_dev ? interface->target_dev : TAP_DEVICE_NAME_TEMPLATE;
     if (strlen(name) >= IFNAMSIZ)
         return pv_error_set(error, -EINVAL, "tap name '%s' is longer than %d characters", name,
                             IFNAMSIZ - 1);
-    if (!interface->target_managed && !net_tap_exists(name))
+    if (!interface->target_managed && !tap_device_exists(name))
         return pv_error_set(error, -ENODEV,
                             "tap '%s' does not exist: <target managed='no'> uses an existing tap",
                             name);
-    if (interface->target_managed && interface->target_dev && net_tap_exists(name))
+    if (interface->target_managed && interface->target_dev && tap_device_exists(name))
         return pv_error_set(error, -EEXIST,
                             "a network interface named '%s' already exists: choose another "
                             "<target dev>, or use managed='no' to use that tap",
@@ -125,7 +125,7 @@ int net_tap_open(const struct domain_interface *interface, struct net_tap *tap,
         int fd = open_queue(i == 0 ? name : tap->name, flags, tap->name, error);
         if (fd < 0) {
             int rc = fd;
-            net_tap_close(tap);
+            tap_device_close(tap);
             return rc;
         }
         tap->fds[tap->fd_count++] = fd;
@@ -133,14 +133,14 @@ int net_tap_open(const struct domain_interface *interface, struct net_tap *tap,
     if (interface->target_managed) {
         int rc = configure(interface, tap->name, error);
         if (rc < 0) {
-            net_tap_close(tap);
+            tap_device_close(tap);
             return rc;
         }
     }
     return 0;
 }
 
-void net_tap_close(struct net_tap *tap)
+void tap_device_close(struct tap_device *tap)
 {
     for (unsigned i = 0; i < tap->fd_count; i++)
         if (tap->fds[i] >= 0)
@@ -148,14 +148,14 @@ void net_tap_close(struct net_tap *tap)
     tap->fd_count = 0;
 }
 
-bool net_tap_exists(const char *name)
+bool tap_device_exists(const char *name)
 {
     return name && if_nametoindex(name) != 0;
 }
 
-int net_tap_delete(const char *name, struct pv_error *error)
+int tap_device_delete(const char *name, struct pv_error *error)
 {
-    if (!net_tap_exists(name))
+    if (!tap_device_exists(name))
         return 0;
     char resolved[IFNAMSIZ];
     int fd = open_queue(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, resolved, error);
@@ -168,15 +168,15 @@ int net_tap_delete(const char *name, struct pv_error *error)
     return rc;
 }
 
-void net_tap_close_fds(int *fds, unsigned count)
+void tap_device_close_fds(int *fds, unsigned count)
 {
     for (unsigned i = 0; fds && i < count; i++)
         close(fds[i]);
     free(fds);
 }
 
-int net_tap_open_definition(struct domain_definition *definition, int **fds, unsigned *count,
-                            struct pv_error *error)
+int tap_device_open_definition(struct domain_definition *definition, int **fds, unsigned *count,
+                               struct pv_error *error)
 {
     *fds = NULL;
     *count = 0;
@@ -191,15 +191,15 @@ int net_tap_open_definition(struct domain_definition *definition, int **fds, uns
     unsigned used = 0;
     for (size_t i = 0; i < definition->interface_count; i++) {
         struct domain_interface *interface = &definition->interfaces[i];
-        struct net_tap tap;
-        int rc = net_tap_open(interface, &tap, error);
+        struct tap_device tap;
+        int rc = tap_device_open(interface, &tap, error);
         char *name = rc == 0 && !interface->target_dev ? strdup(tap.name) : NULL;
         if (rc == 0 && !interface->target_dev && !name) {
-            net_tap_close(&tap);
+            tap_device_close(&tap);
             rc = pv_error_set(error, -ENOMEM, "out of memory");
         }
         if (rc < 0) {
-            net_tap_close_fds(all, used);
+            tap_device_close_fds(all, used);
             return rc;
         }
         if (name)
