@@ -472,3 +472,24 @@ Test(interfaces, link_state_down_reaches_the_guest_at_start)
     cr_assert(daemon_domain_xml_contains(daemon_p, "downnic", false, "<link state='down'/>"));
     daemon_call_simple(daemon_p, "domain.destroy", "downnic");
 }
+
+Test(interfaces, unmanaged_tap_is_used_and_left_in_place)
+{
+    char output[512];
+    cr_assert_eq(daemon_netns_run(daemon_p, "ip tuntap add dev usertap mode tap vnet_hdr", output,
+                                  sizeof(output)),
+                 0, "%s", output);
+    define_domain("usernic", "<interface type='ethernet'><mac address='52:54:00:aa:00:07'/>"
+                             "<target dev='usertap' managed='no'/></interface>");
+    start_and_wait_ready("usernic");
+    wait_nic_added("usernic", "00:03.0", "52:54:00:aa:00:07");
+    cr_assert(daemon_domain_xml_contains(daemon_p, "usernic", false,
+                                         "<target dev='usertap' managed='no'/>"));
+    daemon_call_simple(daemon_p, "domain.destroy", "usernic");
+    cr_assert(netns_has("usertap"), "plugvirt does not delete a tap it did not make");
+    /* A missing one is named at start. */
+    cr_assert_eq(daemon_netns_run(daemon_p, "ip link del usertap", output, sizeof(output)), 0, "%s",
+                 output);
+    daemon_expect_error(daemon_p, "domain.start", "{\"domain\": \"usernic\"}", "preflight-failed",
+                        "tap 'usertap' does not exist");
+}
