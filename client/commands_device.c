@@ -1,7 +1,6 @@
 /* pvsh device commands: attach-device, detach-device, attach-disk, detach-disk,
  * domblklist, with virsh's --live/--config/--persistent/--current rules. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,73 +84,6 @@ int pvsh_resolve_flags(struct pvsh_context *context, const struct pvsh_arguments
 
 /* --- disk XML ---------------------------------------------------------------------------- */
 
-struct xml_buffer {
-    char *text;
-    size_t length;
-    size_t capacity;
-    bool failed;
-};
-
-static void buffer_append(struct xml_buffer *buffer, const char *piece, size_t piece_length)
-{
-    if (buffer->failed)
-        return;
-    if (buffer->length + piece_length + 1 > buffer->capacity) {
-        size_t capacity = (buffer->capacity + piece_length + 1) * 2;
-        char *grown = realloc(buffer->text, capacity);
-        if (!grown) {
-            buffer->failed = true;
-            return;
-        }
-        buffer->text = grown;
-        buffer->capacity = capacity;
-    }
-    memcpy(buffer->text + buffer->length, piece, piece_length);
-    buffer->length += piece_length;
-    buffer->text[buffer->length] = '\0';
-}
-
-static void buffer_append_escaped(struct xml_buffer *buffer, const char *text)
-{
-    for (; *text; text++) {
-        switch (*text) {
-        case '&':
-            buffer_append(buffer, "&amp;", 5);
-            break;
-        case '<':
-            buffer_append(buffer, "&lt;", 4);
-            break;
-        case '>':
-            buffer_append(buffer, "&gt;", 4);
-            break;
-        case '\'':
-            buffer_append(buffer, "&apos;", 6);
-            break;
-        case '"':
-            buffer_append(buffer, "&quot;", 6);
-            break;
-        default:
-            buffer_append(buffer, text, 1);
-        }
-    }
-}
-
-/* Appends `format`, each '%' replaced by the next argument, XML-escaped. */
-static void append_xml(struct xml_buffer *buffer, const char *format, ...)
-{
-    va_list values;
-    va_start(values, format);
-    for (const char *p = format; *p; p++) {
-        if (*p == '%') {
-            const char *value = va_arg(values, const char *);
-            buffer_append_escaped(buffer, value ? value : "");
-        } else {
-            buffer_append(buffer, p, 1);
-        }
-    }
-    va_end(values);
-}
-
 char *pvsh_build_disk_xml(const struct pvsh_disk_options *options, struct pv_error *error)
 {
     if (!options->source || !*options->source || !options->target || !*options->target) {
@@ -174,41 +106,37 @@ char *pvsh_build_disk_xml(const struct pvsh_disk_options *options, struct pv_err
         return NULL;
     }
 
-    struct xml_buffer buffer = {0};
-    append_xml(&buffer, "<disk type='%' device='%'>\n", source_type,
-               options->device ? options->device : "disk");
+    struct pvsh_xml buffer = {0};
+    pvsh_xml_append(&buffer, "<disk type='%' device='%'>\n", source_type,
+                    options->device ? options->device : "disk");
     if (options->driver || options->subdriver || options->cache || options->io) {
-        append_xml(&buffer, "  <driver");
+        pvsh_xml_append(&buffer, "  <driver");
         if (options->driver)
-            append_xml(&buffer, " name='%'", options->driver);
+            pvsh_xml_append(&buffer, " name='%'", options->driver);
         if (options->subdriver)
-            append_xml(&buffer, " type='%'", options->subdriver);
+            pvsh_xml_append(&buffer, " type='%'", options->subdriver);
         if (options->cache)
-            append_xml(&buffer, " cache='%'", options->cache);
+            pvsh_xml_append(&buffer, " cache='%'", options->cache);
         if (options->io)
-            append_xml(&buffer, " io='%'", options->io);
-        append_xml(&buffer, "/>\n");
+            pvsh_xml_append(&buffer, " io='%'", options->io);
+        pvsh_xml_append(&buffer, "/>\n");
     }
-    append_xml(&buffer,
-               strcmp(source_type, "block") == 0 ? "  <source dev='%'/>\n"
-                                                 : "  <source file='%'/>\n",
-               options->source);
+    pvsh_xml_append(&buffer,
+                    strcmp(source_type, "block") == 0 ? "  <source dev='%'/>\n"
+                                                      : "  <source file='%'/>\n",
+                    options->source);
     if (options->target_bus)
-        append_xml(&buffer, "  <target dev='%' bus='%'/>\n", options->target, options->target_bus);
+        pvsh_xml_append(&buffer, "  <target dev='%' bus='%'/>\n", options->target,
+                        options->target_bus);
     else
-        append_xml(&buffer, "  <target dev='%'/>\n", options->target);
+        pvsh_xml_append(&buffer, "  <target dev='%'/>\n", options->target);
     if (options->serial)
-        append_xml(&buffer, "  <serial>%</serial>\n", options->serial);
+        pvsh_xml_append(&buffer, "  <serial>%</serial>\n", options->serial);
     if (options->mode)
-        append_xml(&buffer,
-                   strcmp(options->mode, "readonly") == 0 ? "  <readonly/>\n" : "  <shareable/>\n");
-    append_xml(&buffer, "</disk>\n");
-    if (buffer.failed) {
-        free(buffer.text);
-        pv_error_set(error, -ENOMEM, "out of memory");
-        return NULL;
-    }
-    return buffer.text;
+        pvsh_xml_append(&buffer, strcmp(options->mode, "readonly") == 0 ? "  <readonly/>\n"
+                                                                        : "  <shareable/>\n");
+    pvsh_xml_append(&buffer, "</disk>\n");
+    return pvsh_xml_take(&buffer, error);
 }
 
 /* --- attach / detach --------------------------------------------------------------------- */
@@ -238,9 +166,8 @@ static char *read_xml_file(struct pvsh_context *context, const char *path)
     return text;
 }
 
-/* Sends domain.attach_device with the resolved flags; prints `success_message`. */
-static int attach(struct pvsh_context *context, const struct pvsh_arguments *arguments,
-                  const char *xml, const char *success_message)
+int pvsh_attach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                    const char *xml, const char *success_message)
 {
     const char *domain = pvsh_argument_string(arguments, "domain");
     struct json_writer params;
@@ -286,20 +213,10 @@ static int wait_seconds(struct pvsh_context *context, const struct pvsh_argument
     return 0;
 }
 
-/* What detach-device and detach-disk both resolve before they build the device XML. */
-struct detach_options {
-    bool live;
-    bool config;
-    bool wait; /* --wait was given: the daemon waits up to `seconds` for the guest */
-    unsigned long long seconds;
-};
-
-/* --wait, then the --live/--config/--current/--persistent flags; returns the exit status. */
-static int parse_detach_options(struct pvsh_context *context,
-                                const struct pvsh_arguments *arguments, const char *domain,
-                                struct detach_options *options)
+int pvsh_parse_detach_options(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                              const char *domain, struct pvsh_detach_options *options)
 {
-    *options = (struct detach_options){0};
+    *options = (struct pvsh_detach_options){0};
     int wait_absent = wait_seconds(context, arguments, &options->seconds);
     if (wait_absent < 0)
         return PVSH_EXIT_FAILURE;
@@ -307,9 +224,9 @@ static int parse_detach_options(struct pvsh_context *context,
     return resolve_flags(context, arguments, domain, &options->live, &options->config);
 }
 
-static int detach(struct pvsh_context *context, const struct pvsh_arguments *arguments,
-                  const char *xml, const struct detach_options *options, const char *target,
-                  const char *success_message)
+int pvsh_detach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                    const char *xml, const struct pvsh_detach_options *options, const char *target,
+                    const char *success_message)
 {
     struct json_writer params;
     json_writer_init(&params, false);
@@ -354,7 +271,7 @@ static int run_attach_device(struct pvsh_context *context, const struct pvsh_arg
     char *xml = read_xml_file(context, pvsh_argument_string(arguments, "file"));
     if (!xml)
         return PVSH_EXIT_FAILURE;
-    int status = attach(context, arguments, xml, "Device attached successfully");
+    int status = pvsh_attach_xml(context, arguments, xml, "Device attached successfully");
     free(xml);
     return status;
 }
@@ -373,16 +290,16 @@ static char *find_target_dev(const char *xml)
 static int run_detach_device(struct pvsh_context *context, const struct pvsh_arguments *arguments)
 {
     const char *domain = pvsh_argument_string(arguments, "domain");
-    struct detach_options detach_options;
-    int status = parse_detach_options(context, arguments, domain, &detach_options);
+    struct pvsh_detach_options detach_options;
+    int status = pvsh_parse_detach_options(context, arguments, domain, &detach_options);
     if (status != PVSH_EXIT_SUCCESS)
         return status;
     char *xml = read_xml_file(context, pvsh_argument_string(arguments, "file"));
     if (!xml)
         return PVSH_EXIT_FAILURE;
     char *target = find_target_dev(xml);
-    status =
-        detach(context, arguments, xml, &detach_options, target, "Device detached successfully");
+    status = pvsh_detach_xml(context, arguments, xml, &detach_options, target,
+                             "Device detached successfully");
     free(target);
     free(xml);
     return status;
@@ -412,7 +329,7 @@ static int run_attach_disk(struct pvsh_context *context, const struct pvsh_argum
         fputs(xml, context->out);
         status = PVSH_EXIT_SUCCESS;
     } else {
-        status = attach(context, arguments, xml, "Disk attached successfully");
+        status = pvsh_attach_xml(context, arguments, xml, "Disk attached successfully");
     }
     free(xml);
     return status;
@@ -442,8 +359,8 @@ static int run_detach_disk(struct pvsh_context *context, const struct pvsh_argum
 {
     const char *domain = pvsh_argument_string(arguments, "domain");
     const char *target = pvsh_argument_string(arguments, "target");
-    struct detach_options detach_options;
-    int status = parse_detach_options(context, arguments, domain, &detach_options);
+    struct pvsh_detach_options detach_options;
+    int status = pvsh_parse_detach_options(context, arguments, domain, &detach_options);
     if (status != PVSH_EXIT_SUCCESS)
         return status;
     /* As virsh does: find the disk (by target or source path) in the definition that is
@@ -509,8 +426,8 @@ static int run_detach_disk(struct pvsh_context *context, const struct pvsh_argum
         free(disk_target);
         return pvsh_report_error(context, "internal", "%s", error.message);
     }
-    status =
-        detach(context, arguments, xml, &detach_options, disk_target, "Disk detached successfully");
+    status = pvsh_detach_xml(context, arguments, xml, &detach_options, disk_target,
+                             "Disk detached successfully");
     free(disk_target);
     free(xml);
     return status;

@@ -13,11 +13,13 @@
 static const struct pvsh_command *const command_tables[] = {
     pvsh_domain_commands,
     pvsh_device_commands,
+    pvsh_interface_commands,
     pvsh_host_commands,
 };
 static const char *const command_table_titles[] = {
     "Domain Management",
     "Device Management",
+    "Network Interfaces",
     "Monitoring and Miscellaneous",
 };
 #define COMMAND_TABLE_COUNT (sizeof(command_tables) / sizeof(command_tables[0]))

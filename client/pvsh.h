@@ -179,4 +179,54 @@ char *pvsh_build_disk_xml(const struct pvsh_disk_options *options, struct pv_err
 int pvsh_resolve_flags(struct pvsh_context *context, const struct pvsh_arguments *arguments,
                        const char *domain, struct json_writer *params);
 
+/* Sends domain.attach_device with `xml` and the resolved --live/--config/... flags; prints
+ * `success_message`. Returns the exit status. */
+int pvsh_attach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                    const char *xml, const char *success_message);
+/* What detach-device, detach-disk and detach-interface resolve before they build the XML. */
+struct pvsh_detach_options {
+    bool live;
+    bool config;
+    bool wait; /* --wait was given: the daemon waits up to `seconds` for the guest */
+    unsigned long long seconds;
+};
+/* --wait, then the --live/--config/--current/--persistent flags; returns the exit status. */
+int pvsh_parse_detach_options(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                              const char *domain, struct pvsh_detach_options *options);
+/* Sends domain.detach_device; a detach the guest has not completed yet prints the daemon's
+ * message and returns PVSH_EXIT_PENDING. `target` names the device in that message. */
+int pvsh_detach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                    const char *xml, const struct pvsh_detach_options *options, const char *target,
+                    const char *success_message);
+
+/* --- xml_builder.c -------------------------------------------------------------------- */
+
+struct pvsh_xml {
+    char *text;
+    size_t length;
+    size_t capacity;
+    bool failed;
+};
+/* Appends `format`, each '%' replaced by the next (const char *) argument, XML-escaped
+ * (NULL as ""). */
+void pvsh_xml_append(struct pvsh_xml *xml, const char *format, ...);
+/* The text (free() it), or NULL with -ENOMEM in `error` when an append failed. */
+char *pvsh_xml_take(struct pvsh_xml *xml, struct pv_error *error);
+
+/* --- commands_interface.c ------------------------------------------------------------- */
+
+extern const struct pvsh_command pvsh_interface_commands[];
+/* The <interface> element attach-interface sends, in virsh's layout. NULL (error set) for a
+ * type pvsh cannot describe or a missing/unused --source. free() the result. */
+struct pvsh_interface_options {
+    const char *type; /* ethernet | bridge | network | direct | ... */
+    const char *source;
+    const char *target;
+    const char *mac;
+    const char *model;
+    const char *alias;
+};
+char *pvsh_build_interface_xml(const struct pvsh_interface_options *options,
+                               struct pv_error *error);
+
 #endif

@@ -180,6 +180,8 @@ static const struct method methods[] = {
     {"domain.state", true},
     {"domain.xml", true},
     {"domain.blklist", true},
+    {"domain.iflist", true},
+    {"domain.ifstat", true},
     {"events.subscribe", true},
     {"domain.define", false},
     {"domain.undefine", false},
@@ -192,6 +194,7 @@ static const struct method methods[] = {
     {"domain.set_autostart", false},
     {"domain.attach_device", false},
     {"domain.detach_device", false},
+    {"domain.set_link", false},
     {"domain.qemu_monitor_command", false},
     {"domain.console", false},
 };
@@ -374,6 +377,24 @@ static void dispatch(struct api_connection *connection, const char *method, yajl
         domains_xml(domains, domain, param_bool(params, "inactive"), on_request_done, request);
     } else if (strcmp(method, "domain.blklist") == 0) {
         domains_blklist(domains, domain, param_bool(params, "inactive"), on_request_done, request);
+    } else if (strcmp(method, "domain.iflist") == 0) {
+        domains_iflist(domains, domain, param_bool(params, "inactive"), on_request_done, request);
+    } else if (strcmp(method, "domain.ifstat") == 0) {
+        domains_ifstat(domains, domain, json_get_string(params, "interface"), on_request_done,
+                       request);
+    } else if (strcmp(method, "domain.set_link") == 0) {
+        unsigned flags = 0;
+        bool persistent = false;
+        char message[256] = "'flags' must be an array of strings";
+        if (parse_flags(params, &flags, &persistent, message, sizeof(message)) < 0) {
+            struct domains_result result = {.code = "invalid-argument", .message = message};
+            on_request_done(request, &result);
+            return;
+        }
+        if (persistent) /* virsh domif-setlink: --persistent is an alias of --config */
+            flags |= DOMAINS_FLAG_CONFIG;
+        domains_set_link(domains, domain, json_get_string(params, "interface"),
+                         json_get_string(params, "state"), flags, on_request_done, request);
     } else if (strcmp(method, "domain.set_autostart") == 0) {
         bool enabled = true;
         if (json_object_get(params, "enabled") && !json_get_bool(params, "enabled", &enabled)) {

@@ -78,6 +78,16 @@ void domains_attach_device(struct domains *domains, const char *key, const char 
                            unsigned flags, domains_done_fn done, void *opaque);
 void domains_detach_device(struct domains *domains, const char *key, const char *xml,
                            unsigned flags, int timeout_ms, domains_done_fn done, void *opaque);
+/* domain_interfaces.c: the interfaces of the live (or, with inactive, the persistent)
+ * definition; a link change (flags: DOMAINS_FLAG_LIVE or _CONFIG, 0 = current) of the
+ * interface named by its tap or MAC, state "up" | "down"; its tap's counters, as the guest
+ * sees them. */
+void domains_iflist(struct domains *domains, const char *key, bool inactive, domains_done_fn done,
+                    void *opaque);
+void domains_set_link(struct domains *domains, const char *key, const char *interface,
+                      const char *state, unsigned flags, domains_done_fn done, void *opaque);
+void domains_ifstat(struct domains *domains, const char *key, const char *interface,
+                    domains_done_fn done, void *opaque);
 void domains_monitor_command(struct domains *domains, const char *key, const char *command,
                              bool hmp, domains_done_fn done, void *opaque);
 

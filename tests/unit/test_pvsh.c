@@ -962,3 +962,315 @@ Test(pvsh_end_to_end, socket_from_the_environment)
     free(out);
     free(err);
 }
+
+/* --- network interfaces ----------------------------------------------------------------- */
+
+Test(pvsh_interface_xml, virsh_layout_and_escaping)
+{
+    struct pv_error error = {0};
+    struct pvsh_interface_options options = {
+        .type = "ethernet",
+        .target = "tap'0",
+        .mac = "52:54:00:12:34:56",
+        .model = "virtio",
+        .alias = "ua-net<1>",
+    };
+    char *xml = pvsh_build_interface_xml(&options, &error);
+    cr_assert_not_null(xml, "%s", error.message);
+    cr_expect_str_eq(xml, "<interface type='ethernet'>\n"
+                          "  <target dev='tap&apos;0'/>\n"
+                          "  <mac address='52:54:00:12:34:56'/>\n"
+                          "  <model type='virtio'/>\n"
+                          "  <alias name='ua-net&lt;1&gt;'/>\n"
+                          "</interface>\n");
+    free(xml);
+
+    struct pvsh_interface_options bridge = {.type = "bridge", .source = "br0"};
+    xml = pvsh_build_interface_xml(&bridge, &error);
+    cr_assert_not_null(xml, "%s", error.message);
+    cr_expect_str_eq(xml, "<interface type='bridge'>\n"
+                          "  <source bridge='br0'/>\n"
+                          "</interface>\n");
+    free(xml);
+
+    /* Types the daemon decides about go out without a source. */
+    struct pvsh_interface_options user = {.type = "user"};
+    xml = pvsh_build_interface_xml(&user, &error);
+    cr_assert_not_null(xml, "%s", error.message);
+    cr_expect_str_eq(xml, "<interface type='user'>\n</interface>\n");
+    free(xml);
+}
+
+Test(pvsh_interface_xml, refusals)
+{
+    struct pv_error error = {0};
+    struct pvsh_interface_options no_bridge = {.type = "bridge"};
+    cr_expect_null(pvsh_build_interface_xml(&no_bridge, &error));
+    cr_expect_str_eq(error.message, "--type bridge needs --source (the bridge to connect to)");
+    struct pvsh_interface_options ethernet_source = {.type = "ethernet", .source = "br0"};
+    cr_expect_null(pvsh_build_interface_xml(&ethernet_source, &error));
+    cr_expect_str_eq(error.message, "--source is not used with --type ethernet: name the tap with "
+                                    "--target, or use --type bridge --source BRIDGE");
+    struct pvsh_interface_options unknown = {.type = "wifi"};
+    cr_expect_null(pvsh_build_interface_xml(&unknown, &error));
+    cr_expect_str_eq(error.message, "No support for wifi in command 'attach-interface'");
+}
+
+Test(pvsh_end_to_end, attach_interface_print_xml_sends_nothing)
+{
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, NULL, 0);
+    struct pvsh_result result =
+        run_pvsh(&daemon, NULL,
+                 (const char *[]){"attach-interface", "demo", "bridge", "br0", "--model", "virtio",
+                                  "--mac", "52:54:00:00:00:07", "--print-xml", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 0, "%s", result.err);
+    cr_expect_str_eq(result.out, "<interface type='bridge'>\n"
+                                 "  <source bridge='br0'/>\n"
+                                 "  <mac address='52:54:00:00:00:07'/>\n"
+                                 "  <model type='virtio'/>\n"
+                                 "</interface>\n"
+                                 "\n");
+    result_free(&result);
+}
+
+Test(pvsh_end_to_end, attach_interface_persistent_sends_live_and_config)
+{
+    const struct fake_step steps[] = {
+        {"domain.state", "{\"domain\": \"demo\"}",
+         "\"result\": {\"state\": \"running\", \"reason\": \"booted\"}"},
+        {"domain.attach_device",
+         "{\"domain\": \"demo\", \"xml\": \"<interface type='ethernet'>\\n  <model "
+         "type='virtio'/>\\n</interface>\\n\", \"flags\": [\"live\", \"config\"]}",
+         "\"result\": {\"device\": \"net0\", \"address\": \"0000:00:05.0\"}"},
+    };
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result result =
+        run_pvsh(&daemon, NULL,
+                 (const char *[]){"attach-interface", "demo", "--type", "ethernet", "--model",
+                                  "virtio", "--persistent", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 0, "%s", result.err);
+    cr_expect_str_eq(result.out, "Interface attached successfully\n\n");
+    result_free(&result);
+}
+
+Test(pvsh_end_to_end, attach_interface_refuses_unsupported_virsh_options_by_name)
+{
+    static const char *const options[][3] = {
+        {"--script", "/etc/qemu-ifup", "script"},   {"--inbound", "100", "inbound"},
+        {"--outbound", "100", "outbound"},          {"--managed", NULL, "managed"},
+        {"--source-mode", "server", "source-mode"},
+    };
+    for (size_t i = 0; i < COUNT(options); i++) {
+        struct fake_daemon daemon;
+        fake_daemon_start(&daemon, NULL, 0);
+        const char *words[] = {"attach-interface", "demo",        "bridge", "br0",
+                               options[i][0],      options[i][1], NULL};
+        struct pvsh_result result = run_pvsh(&daemon, NULL, words);
+        fake_daemon_finish(&daemon);
+        cr_expect_eq(result.status, 1);
+        char expected[64];
+        snprintf(expected, sizeof(expected),
+                 "error: option --%s is not supported by plugvirt: ", options[i][2]);
+        cr_expect(strncmp(result.err, expected, strlen(expected)) == 0, "%s", result.err);
+        result_free(&result);
+    }
+}
+
+static const char two_bridges_reply[] =
+    "\"result\": [{\"type\": \"bridge\", \"source\": \"br0\", \"target\": \"vnet0\", \"model\": "
+    "\"virtio\", \"mac\": \"52:54:00:00:00:01\", \"alias\": \"net0\", \"link\": \"up\"}, "
+    "{\"type\": \"ethernet\", \"source\": \"\", \"target\": \"vnet1\", \"model\": \"virtio\", "
+    "\"mac\": \"52:54:00:00:00:02\", \"alias\": \"net1\", \"link\": \"down\"}, "
+    "{\"type\": \"bridge\", \"source\": \"br1\", \"target\": \"vnet2\", \"model\": \"virtio\", "
+    "\"mac\": \"52:54:00:00:00:03\", \"alias\": \"net2\", \"link\": \"up\"}]";
+
+Test(pvsh_end_to_end, domiflist_prints_virsh_table)
+{
+    const struct fake_step steps[] = {
+        {"domain.iflist", "{\"domain\": \"demo\"}", two_bridges_reply}};
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result result =
+        run_pvsh(&daemon, NULL, (const char *[]){"domiflist", "demo", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 0, "%s", result.err);
+    cr_expect_str_eq(result.out, " Interface   Type       Source   Model    MAC\n"
+                                 "-------------------------------------------------------------\n"
+                                 " vnet0       bridge     br0      virtio   52:54:00:00:00:01\n"
+                                 " vnet1       ethernet   -        virtio   52:54:00:00:00:02\n"
+                                 " vnet2       bridge     br1      virtio   52:54:00:00:00:03\n"
+                                 "\n");
+    result_free(&result);
+}
+
+Test(pvsh_end_to_end, detach_interface_needs_mac_when_the_type_is_ambiguous)
+{
+    const struct fake_step steps[] = {
+        {"domain.iflist", "{\"domain\": \"demo\"}", two_bridges_reply}};
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result result = run_pvsh(
+        &daemon, NULL, (const char *[]){"detach-interface", "demo", "bridge", "--live", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 1);
+    cr_expect_str_eq(result.err,
+                     "error: Domain has 2 interfaces. Please specify which one to detach using "
+                     "--mac\n");
+    result_free(&result);
+}
+
+Test(pvsh_end_to_end, detach_interface_by_mac_sends_that_interface)
+{
+    const struct fake_step steps[] = {
+        {"domain.iflist", "{\"domain\": \"demo\"}", two_bridges_reply},
+        {"domain.detach_device",
+         "{\"domain\": \"demo\", \"xml\": \"<interface type='bridge'>\\n  <source "
+         "bridge='br1'/>\\n  <mac address='52:54:00:00:00:03'/>\\n</interface>\\n\", \"flags\": "
+         "[\"live\"]}",
+         "\"result\": {\"status\": \"detached\"}"},
+    };
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result result =
+        run_pvsh(&daemon, NULL,
+                 (const char *[]){"detach-interface", "demo", "bridge", "--mac",
+                                  "52:54:00:00:00:03", "--live", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 0, "%s", result.err);
+    cr_expect_str_eq(result.out, "Interface detached successfully\n\n");
+    result_free(&result);
+}
+
+Test(pvsh_end_to_end, detach_interface_single_of_its_type_and_config_reads_inactive)
+{
+    const struct fake_step steps[] = {
+        {"domain.iflist", "{\"domain\": \"demo\", \"inactive\": true}", two_bridges_reply},
+        {"domain.detach_device",
+         "{\"domain\": \"demo\", \"xml\": \"<interface type='ethernet'>\\n  <mac "
+         "address='52:54:00:00:00:02'/>\\n</interface>\\n\", \"flags\": [\"config\"]}",
+         "\"result\": {\"status\": \"detached\"}"},
+    };
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result result = run_pvsh(
+        &daemon, NULL, (const char *[]){"detach-interface", "demo", "ethernet", "--config", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 0, "%s", result.err);
+    cr_expect_str_eq(result.out, "Interface detached successfully\n\n");
+    result_free(&result);
+}
+
+Test(pvsh_end_to_end, detach_interface_of_an_unknown_mac_or_type_fails)
+{
+    const struct fake_step steps[] = {
+        {"domain.iflist", "{\"domain\": \"demo\"}", two_bridges_reply},
+        {"domain.iflist", "{\"domain\": \"demo\"}", "\"result\": []"},
+    };
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result by_mac = run_pvsh(
+        &daemon, NULL,
+        (const char *[]){"detach-interface", "demo", "bridge", "--mac", "52:54:00:00:00:99", NULL});
+    struct pvsh_result by_type =
+        run_pvsh(&daemon, NULL, (const char *[]){"detach-interface", "demo", "ethernet", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(by_mac.status, 1);
+    cr_expect_str_eq(by_mac.err, "error: No interface with MAC address 52:54:00:00:00:99 was "
+                                 "found\n");
+    cr_expect_eq(by_type.status, 1);
+    cr_expect_str_eq(by_type.err, "error: No interface found whose type is ethernet\n");
+    result_free(&by_mac);
+    result_free(&by_type);
+}
+
+Test(pvsh_end_to_end, domif_getlink_by_tap_or_mac)
+{
+    const struct fake_step steps[] = {
+        {"domain.iflist", "{\"domain\": \"demo\"}", two_bridges_reply},
+        {"domain.iflist", "{\"domain\": \"demo\", \"inactive\": true}", two_bridges_reply},
+        {"domain.iflist", "{\"domain\": \"demo\"}", two_bridges_reply},
+    };
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result tap =
+        run_pvsh(&daemon, NULL, (const char *[]){"domif-getlink", "demo", "vnet1", NULL});
+    struct pvsh_result mac =
+        run_pvsh(&daemon, NULL,
+                 (const char *[]){"domif-getlink", "demo", "52:54:00:00:00:03", "--config", NULL});
+    struct pvsh_result missing = run_pvsh(
+        &daemon, NULL, (const char *[]){"domif-getlink", "demo", "52:54:00:00:00:0A", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(tap.status, 0, "%s", tap.err);
+    cr_expect_str_eq(tap.out, "vnet1 down\n\n");
+    cr_expect_eq(mac.status, 0, "%s", mac.err);
+    cr_expect_str_eq(mac.out, "52:54:00:00:00:03 up\n\n");
+    cr_expect_eq(missing.status, 1);
+    cr_expect_str_eq(missing.err, "error: no interface '52:54:00:00:00:0A' in domain 'demo' (name "
+                                  "it by its tap or MAC address: pvsh domiflist demo lists "
+                                  "them)\n");
+    result_free(&tap);
+    result_free(&mac);
+    result_free(&missing);
+}
+
+Test(pvsh_end_to_end, domif_setlink_sends_state_and_config)
+{
+    const struct fake_step steps[] = {
+        {"domain.set_link", "{\"domain\": \"demo\", \"interface\": \"vnet0\", \"state\": \"down\"}",
+         "\"result\": {}"},
+        {"domain.set_link",
+         "{\"domain\": \"demo\", \"interface\": \"52:54:00:00:00:01\", \"state\": \"up\", "
+         "\"flags\": [\"config\"]}",
+         "\"error\": {\"code\": \"no-device\", \"message\": \"no interface '52:54:00:00:00:01' "
+         "in the persistent definition of domain 'demo'\"}"},
+    };
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result down =
+        run_pvsh(&daemon, NULL, (const char *[]){"domif-setlink", "demo", "vnet0", "down", NULL});
+    struct pvsh_result config = run_pvsh(
+        &daemon, NULL,
+        (const char *[]){"domif-setlink", "demo", "52:54:00:00:00:01", "up", "--config", NULL});
+    struct pvsh_result bad =
+        run_pvsh(&daemon, NULL, (const char *[]){"domif-setlink", "demo", "vnet0", "off", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(down.status, 0, "%s", down.err);
+    cr_expect_str_eq(down.out, "Device updated successfully\n\n");
+    cr_expect_eq(config.status, 1);
+    cr_expect_str_eq(config.err, "error: no interface '52:54:00:00:00:01' in the persistent "
+                                 "definition of domain 'demo'\n");
+    cr_expect_eq(bad.status, 1);
+    cr_expect_str_eq(bad.err, "error: invalid link state 'off': it is 'up' or 'down'\n");
+    result_free(&down);
+    result_free(&config);
+    result_free(&bad);
+}
+
+Test(pvsh_end_to_end, domifstat_prints_virsh_lines)
+{
+    const struct fake_step steps[] = {
+        {"domain.ifstat", "{\"domain\": \"demo\", \"interface\": \"vnet0\"}",
+         "\"result\": {\"interface\": \"vnet0\", \"tap\": \"vnet0\", \"rx_bytes\": 1200, "
+         "\"rx_packets\": 10, \"rx_errs\": 0, \"rx_drop\": 1, \"tx_bytes\": 640, \"tx_packets\": "
+         "5, \"tx_errs\": 0, \"tx_drop\": 0}"}};
+    struct fake_daemon daemon;
+    fake_daemon_start(&daemon, steps, COUNT(steps));
+    struct pvsh_result result =
+        run_pvsh(&daemon, NULL, (const char *[]){"domifstat", "demo", "vnet0", NULL});
+    fake_daemon_finish(&daemon);
+    cr_expect_eq(result.status, 0, "%s", result.err);
+    cr_expect_str_eq(result.out, "vnet0 rx_bytes 1200\n"
+                                 "vnet0 rx_packets 10\n"
+                                 "vnet0 rx_errs 0\n"
+                                 "vnet0 rx_drop 1\n"
+                                 "vnet0 tx_bytes 640\n"
+                                 "vnet0 tx_packets 5\n"
+                                 "vnet0 tx_errs 0\n"
+                                 "vnet0 tx_drop 0\n"
+                                 "\n");
+    result_free(&result);
+}
