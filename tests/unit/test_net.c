@@ -814,6 +814,30 @@ Test(net, hmp_pci_add_puts_a_virtio_nic_on_the_hub_tap)
     fake_machine_destroy();
 }
 
+/* The HMP seed: a tap netdev, then a virtio-net-pci with the seed's MAC on it. */
+Test(net, hmp_netdev_add_then_device_add_virtio_net_pci)
+{
+    fake_machine_create();
+    if (!virtio_net_available())
+        cr_skip_test("virtio-net-pci is not in this build");
+    expect_hmp("netdev_add tap,id=nic1,ifname=pvs0,script=no,downscript=no", "");
+    expect_hmp("device_add virtio-net-pci,netdev=nic1,id=nic2,mac=62:56:00:94:a3:16", "");
+    cr_assert(net_netdev_has_nic(layer, "nic1"));
+    char *text = hmp("info network");
+    cr_assert(strstr(text, "nic2: index=0,type=nic,model=virtio-net-pci,macaddr=62:56:00:94:a3:16"
+                           "\r\n \\ nic1: index=0,type=tap,ifname=pvs0,script=no,downscript=no"),
+              "%s", text);
+    free(text);
+    /* The netdev serves one NIC, and stays while that NIC does. */
+    text = hmp("device_add virtio-net-pci,netdev=nic1,id=nic3");
+    cr_assert(strstr(text, "it's in use"), "%s", text);
+    free(text);
+    text = hmp("netdev_del nic1");
+    cr_assert(strstr(text, "Error: "), "%s", text);
+    free(text);
+    fake_machine_destroy();
+}
+
 /* The command line end to end, without KVM: -net nic,model=virtio -net tap and -netdev +
  * -device become taps with NICs on them, netdevs first. */
 Test(net, command_line_netdevs_come_before_their_nics)
