@@ -659,15 +659,28 @@ static bool qmp_note_event(struct daemon_qmp *qmp, const char *line)
 int daemon_qmp_execute(struct daemon_qmp *qmp, const char *command_json, char *reply, size_t size,
                        int timeout_ms)
 {
-    size_t length = strlen(command_json);
-    /* MSG_NOSIGNAL: a VMM that closed the monitor fails the call, it does not kill the test
+    /* One send with the newline: QEMU runs a command as soon as its closing brace arrives,
+     * so a command that makes the VMM exit (system_powerdown of a quick guest, quit) could
+     * otherwise close the socket before a separate newline is sent (EPIPE).
+     * MSG_NOSIGNAL: a VMM that closed the monitor fails the call, it does not kill the test
      * process with SIGPIPE (which Criterion reports as a crash without a reason). */
-    if (send(qmp->fd, command_json, length, MSG_NOSIGNAL) != (ssize_t)length ||
-        send(qmp->fd, "\n", 1, MSG_NOSIGNAL) != 1) {
-        int rc = -errno;
-        cr_log_error("QMP %s: %s", command_json, strerror(errno));
-        return rc;
+    char *line = NULL;
+    int length = asprintf(&line, "%s\n", command_json);
+    if (length < 0)
+        return -ENOMEM;
+    for (int sent = 0; sent < length;) {
+        ssize_t done = send(qmp->fd, line + sent, (size_t)(length - sent), MSG_NOSIGNAL);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done < 0) {
+            int rc = -errno;
+            cr_log_error("QMP %s: %s", command_json, strerror(errno));
+            free(line);
+            return rc;
+        }
+        sent += (int)done;
     }
+    free(line);
     long long deadline = daemon_now_ms() + timeout_ms;
     for (;;) {
         int rc = qmp_read_line(qmp, reply, size, (int)(deadline - daemon_now_ms()));
