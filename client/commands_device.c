@@ -324,20 +324,25 @@ static int run_attach_disk(struct pvsh_context *context, const struct pvsh_argum
     char *xml = pvsh_build_disk_xml(&options, &error);
     if (!xml)
         return pvsh_report_error(context, "invalid-argument", "%s", error.message);
+    return pvsh_print_or_attach_xml(context, arguments, xml, "Disk attached successfully");
+}
+
+int pvsh_print_or_attach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                             char *xml, const char *success_message)
+{
     int status;
     if (pvsh_argument_bool(arguments, "print-xml")) {
         fputs(xml, context->out);
         status = PVSH_EXIT_SUCCESS;
     } else {
-        status = pvsh_attach_xml(context, arguments, xml, "Disk attached successfully");
+        status = pvsh_attach_xml(context, arguments, xml, success_message);
     }
     free(xml);
     return status;
 }
 
-/* Fetches the domain's disks (domain.blklist) into `reply`. */
-static int fetch_disks(struct pvsh_context *context, const char *domain, bool inactive,
-                       struct api_reply *reply)
+int pvsh_fetch_device_list(struct pvsh_context *context, const char *method, const char *domain,
+                           bool inactive, const char *what, struct api_reply *reply)
 {
     struct json_writer params;
     json_writer_init(&params, false);
@@ -346,13 +351,20 @@ static int fetch_disks(struct pvsh_context *context, const char *domain, bool in
     if (inactive)
         json_writer_member_bool(&params, "inactive", true);
     json_writer_end_object(&params);
-    int status = pvsh_call(context, "domain.blklist", &params, 0, reply);
+    int status = pvsh_call(context, method, &params, 0, reply);
     json_writer_free(&params);
     if (status == PVSH_EXIT_SUCCESS && !YAJL_IS_ARRAY(reply->result)) {
         api_reply_free(reply);
-        return pvsh_report_error(context, "internal", "the daemon sent a malformed disk list");
+        return pvsh_report_error(context, "internal", "the daemon sent a malformed %s", what);
     }
     return status;
+}
+
+/* Fetches the domain's disks (domain.blklist) into `reply`. */
+static int fetch_disks(struct pvsh_context *context, const char *domain, bool inactive,
+                       struct api_reply *reply)
+{
+    return pvsh_fetch_device_list(context, "domain.blklist", domain, inactive, "disk list", reply);
 }
 
 static int run_detach_disk(struct pvsh_context *context, const struct pvsh_arguments *arguments)

@@ -136,16 +136,7 @@ static int run_attach_interface(struct pvsh_context *context,
     char *xml = pvsh_build_interface_xml(&options, &error);
     if (!xml)
         return pvsh_report_error(context, "invalid-argument", "%s", error.message);
-    int status;
-    if (pvsh_argument_bool(arguments, "print-xml")) {
-        /* virsh: only the XML, the domain is not even looked up. */
-        fputs(xml, context->out);
-        status = PVSH_EXIT_SUCCESS;
-    } else {
-        status = pvsh_attach_xml(context, arguments, xml, "Interface attached successfully");
-    }
-    free(xml);
-    return status;
+    return pvsh_print_or_attach_xml(context, arguments, xml, "Interface attached successfully");
 }
 
 /* --- the interface list ------------------------------------------------------------------ */
@@ -154,20 +145,8 @@ static int run_attach_interface(struct pvsh_context *context,
 static int fetch_interfaces(struct pvsh_context *context, const char *domain, bool inactive,
                             struct api_reply *reply)
 {
-    struct json_writer params;
-    json_writer_init(&params, false);
-    json_writer_begin_object(&params);
-    json_writer_member_string(&params, "domain", domain);
-    if (inactive)
-        json_writer_member_bool(&params, "inactive", true);
-    json_writer_end_object(&params);
-    int status = pvsh_call(context, "domain.iflist", &params, 0, reply);
-    json_writer_free(&params);
-    if (status == PVSH_EXIT_SUCCESS && !YAJL_IS_ARRAY(reply->result)) {
-        api_reply_free(reply);
-        return pvsh_report_error(context, "internal", "the daemon sent a malformed interface list");
-    }
-    return status;
+    return pvsh_fetch_device_list(context, "domain.iflist", domain, inactive, "interface list",
+                                  reply);
 }
 
 /* MAC addresses compare without regard to case, as libvirt does. */

@@ -183,6 +183,14 @@ int pvsh_resolve_flags(struct pvsh_context *context, const struct pvsh_arguments
  * `success_message`. Returns the exit status. */
 int pvsh_attach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
                     const char *xml, const char *success_message);
+/* attach-disk / attach-interface: with --print-xml only prints `xml` (virsh does not even
+ * look the domain up), otherwise attaches it. Frees `xml`. */
+int pvsh_print_or_attach_xml(struct pvsh_context *context, const struct pvsh_arguments *arguments,
+                             char *xml, const char *success_message);
+/* domblklist / domiflist: `method` (domain.blklist, domain.iflist) into `reply`, whose result
+ * must be an array; `what` names the list in the error ("disk list"). */
+int pvsh_fetch_device_list(struct pvsh_context *context, const char *method, const char *domain,
+                           bool inactive, const char *what, struct api_reply *reply);
 /* What detach-device, detach-disk and detach-interface resolve before they build the XML. */
 struct pvsh_detach_options {
     bool live;
